@@ -1,0 +1,5 @@
+"""hashicluster: a Nomad + Consul cluster from one `pulumi up`. See README.md."""
+
+from cluster.program import main
+
+main()

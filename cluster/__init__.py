@@ -1,0 +1,1 @@
+"""The hashicluster Pulumi program's library: config, topology, machines and services."""

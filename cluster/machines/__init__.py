@@ -1,0 +1,21 @@
+"""Machine providers. Each turns a Node into a machine that answers SSH, and nothing more.
+
+Every provider yields a Machine: the node it stands for, the Pulumi resource that owns
+the machine's life (the parent of every step run on it) and an SSH connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import remote
+
+from cluster.topology import Node
+
+
+@dataclass(frozen=True)
+class Machine:
+    node: Node
+    resource: pulumi.ComponentResource
+    connection: pulumi.Output[remote.ConnectionArgs]

@@ -1,0 +1,79 @@
+"""The `nspawn` machine provider: lab machines made by `python3 -m lab` on this host.
+
+Create runs `lab up`, delete runs `lab down`, both as local commands. The program must
+itself run inside the lab's network namespace (`python3 -m lab exec -- pulumi up`): the
+machines' addresses exist only there, and nothing may be sent to them from anywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi_command import local, remote
+
+from cluster.machines import Machine
+from cluster.topology import Node
+
+LAB_NETNS = "hcl-lab"
+
+
+class NotInLabNetworkError(RuntimeError):
+    pass
+
+
+def require_lab_network() -> None:
+    """Refuse to run unless this process is inside the lab's network namespace."""
+    lab = Path("/run/netns") / LAB_NETNS
+    try:
+        inside = os.stat("/proc/self/ns/net").st_ino == os.stat(lab).st_ino
+    except FileNotFoundError:
+        inside = False
+    if not inside:
+        raise NotInLabNetworkError(
+            "the nspawn machine provider must run inside the lab network namespace "
+            f"({LAB_NETNS}); lab addresses exist only there. Fix: run `./run up`, or "
+            "`python3 -m lab exec -- pulumi up --stack lab`")
+
+
+def _read_key(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as err:
+        raise RuntimeError(
+            f"cannot read the lab SSH key {path} ({err.strerror}); it is made by `python3 -m lab up`. "
+            "Fix: `python3 -m lab up` any machine to recreate it, then `pulumi refresh`") from None
+
+
+class NspawnMachine(pulumi.ComponentResource):
+    """One lab machine: a systemd-nspawn container with its own address on the lab switch."""
+
+    def __init__(self, node: Node, stack: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("hashicluster:machines:NspawnMachine", node.name, None, opts)
+        machine = f"{stack}-{node.name}"
+        self.lab = local.Command(
+            f"{node.name}-lab",
+            create=f"python3 -m lab up {machine} --address {node.address}",
+            delete=f"python3 -m lab down {machine}",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        info: pulumi.Output[dict[str, Any]] = self.lab.stdout.apply(json.loads)
+        self.address: pulumi.Output[str] = info.apply(lambda i: str(i["address"]))
+        self.connection: pulumi.Output[remote.ConnectionArgs] = info.apply(
+            lambda i: remote.ConnectionArgs(
+                host=i["address"],
+                user=i["user"],
+                port=i.get("ssh_port", 22),
+                private_key=_read_key(i["private_key_path"]),  # the provider keeps `connection` secret
+                host_key=i["host_key_public"],
+                dial_error_limit=20,
+            ))
+        self.register_outputs({"address": self.address})
+
+
+def machine(node: Node, stack: str) -> Machine:
+    m = NspawnMachine(node, stack)
+    return Machine(node=node, resource=m, connection=m.connection)

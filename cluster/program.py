@@ -1,0 +1,77 @@
+"""Wires the cluster together: config -> machines -> steps -> stack outputs.
+
+Kept thin: decisions live in config.py and topology.py; resources are made here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from cluster import config as cfg
+from cluster.machines import Machine, nspawn
+from cluster.services.identity import identity
+from cluster.topology import Node, nodes
+
+
+def stack_config() -> dict[str, str]:
+    """This project's config values as raw strings, keys without the namespace."""
+    every: dict[str, Any] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    prefix = cfg.NAMESPACE + ":"
+    return {k[len(prefix):]: v if isinstance(v, str) else str(v)
+            for k, v in every.items() if k.startswith(prefix)}
+
+
+def make_machines(spec: cfg.ClusterSpec, check_network: bool = True) -> list[Machine]:
+    """One machine per node, made by the configured provider."""
+    if spec.machines.provider == "nspawn":
+        if check_network:
+            nspawn.require_lab_network()
+        return [nspawn.machine(node, spec.stack) for node in nodes(spec)]
+    raise pulumi.RunError(
+        f"{cfg.NAMESPACE}:machines.provider: the {spec.machines.provider!r} provider validates "
+        "its config but cannot create machines yet; use the nspawn provider (the lab stack)")
+
+
+@dataclass
+class Cluster:
+    """What one stack is made of: its spec, its machines and every step run on them."""
+
+    spec: cfg.ClusterSpec
+    machines: list[Machine]
+    steps: list[pulumi.CustomResource] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [m.node for m in self.machines]
+
+    def outputs(self) -> dict[str, Any]:
+        return {
+            "machines": {n.name: {"hostname": n.hostname, "address": n.address, "role": n.role.value}
+                         for n in self.nodes},
+            "hostsLines": [f"{n.address} {n.hostname}" for n in self.nodes],
+        }
+
+
+def build(raw: Mapping[str, str], stack: str, check_network: bool = True) -> Cluster:
+    """Validate the config, then create every resource of one stack."""
+    try:
+        spec = cfg.load(raw, stack)
+    except cfg.ConfigError as err:
+        raise pulumi.RunError(str(err)) from None
+    cluster = Cluster(spec, make_machines(spec, check_network))
+    cluster.steps += [identity(m, cluster.nodes) for m in cluster.machines]
+    return cluster
+
+
+def main() -> None:
+    try:
+        cluster = build(stack_config(), pulumi.get_stack())
+    except nspawn.NotInLabNetworkError as err:
+        raise pulumi.RunError(str(err)) from None
+    for key, value in cluster.outputs().items():
+        pulumi.export(key, value)

@@ -1,0 +1,1 @@
+"""Steps run on machines over SSH, as pulumi-command resources."""

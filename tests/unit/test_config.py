@@ -1,0 +1,94 @@
+"""Config validation: good stacks load, every bad value names its key and the fix."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster import config as cfg
+
+from .conftest import LAB_STACK
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stack_file_config(stack: str) -> dict[str, str]:
+    """Read Pulumi.<stack>.yaml the way the engine hands it to the program: values as strings,
+    objects as JSON."""
+    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return {key.split(":", 1)[1]: value if isinstance(value, str) else json.dumps(value)
+            for key, value in data.items()}
+
+
+def test_lab_stack_file_is_valid() -> None:
+    spec = cfg.load(stack_file_config("lab"), "lab")
+    assert spec.machines.provider == "nspawn"
+    assert spec.machines.network == ipaddress.IPv4Network("10.210.1.0/24")
+    assert (spec.servers, spec.clients, spec.domain) == (1, 3, "demo")
+
+
+def test_dev_stack_file_is_valid_vagrant() -> None:
+    spec = cfg.load(stack_file_config("dev"), "dev")
+    assert spec.machines.provider == "vagrant"
+    assert spec.machines.vagrant is not None
+    assert spec.machines.vagrant.provider == "libvirt"
+    assert spec.machines.vagrant.box == "debian/bookworm64"
+
+
+def test_defaults() -> None:
+    spec = cfg.load({"machines": '{"provider": "nspawn"}'}, "s")
+    assert (spec.servers, spec.clients, spec.domain, spec.datacenter) == (1, 3, "demo", "dc1")
+    assert str(spec.machines.network) == "10.210.1.0/24"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "key_in_error", "words"),
+    [
+        ("clients", "three", "hashicluster:clients", "whole number"),
+        ("clients", "0", "hashicluster:clients", "from 1 to"),
+        ("clients", "true", "hashicluster:clients", "whole number"),
+        ("servers", "2", "hashicluster:servers", "odd number"),
+        ("servers", "11", "hashicluster:servers", "from 1 to 9"),
+        ("domain", "Demo_Domain", "hashicluster:domain", "lowercase DNS domain"),
+        ("datacenter", "dc 1", "hashicluster:datacenter", "datacenter name"),
+        ("machines", "nspawn", "hashicluster:machines", "expected an object"),
+        ("machines", '{"provider": "docker"}', "hashicluster:machines.provider", "not a machine provider"),
+        ("machines", '{"provider": "nspawn", "network": "10.210.1.0/33"}',
+         "hashicluster:machines.network", "CIDR"),
+        ("machines", '{"provider": "nspawn", "network": "8.8.8.0/24"}',
+         "hashicluster:machines.network", "not a private network"),
+        ("machines", '{"provider": "nspawn", "network": "192.168.1.0/24"}',
+         "hashicluster:machines.network", "outside the lab switch"),
+        ("machines", '{"provider": "nspawn", "network": "10.210.0.0/24"}',
+         "hashicluster:machines.network", "outside the lab switch"),
+        ("machines", '{"provider": "nspawn", "network": "10.210.1.0/28"}',
+         "hashicluster:machines.network", "too small"),
+        ("machines", '{"provider": "nspawn", "netwrok": "10.210.1.0/24"}',
+         "hashicluster:machines.netwrok", "unknown setting"),
+        ("machines", '{"provider": "vagrant", "driver": "xen"}', "hashicluster:machines.driver",
+         "not a libvirt driver"),
+        ("machines", '{"provider": "vagrant", "memory": 64}', "hashicluster:machines.memory",
+         "from 256"),
+        ("machines", '{"provider": "vagrant", "box": "a box"}', "hashicluster:machines.box",
+         "not a Vagrant box name"),
+        ("cleints", "3", "hashicluster:cleints", "unknown setting"),
+    ],
+)
+def test_bad_value_names_key_and_fix(key: str, value: str, key_in_error: str, words: str) -> None:
+    raw = dict(LAB_STACK)
+    raw[key] = value
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.load(raw, "s")
+    message = str(info.value)
+    assert message.startswith(key_in_error + ":"), message
+    assert words in message
+    assert "Fix: " in message
+
+
+def test_missing_machines_is_an_error() -> None:
+    with pytest.raises(cfg.ConfigError, match=r"hashicluster:machines: not set.*Fix: pulumi config set"):
+        cfg.load({}, "s")
