@@ -1,0 +1,119 @@
+"""End-to-end fixtures: the real Pulumi CLI against real lab machines.
+
+One lab cluster (stack `e2e`, network 10.210.9.0/24) is shared by every test in the
+session; the test marked `destroys_cluster` runs last. Run through `./run test`, which
+provides the toolchain. Pulumi runs inside the lab network (`python3 -m lab exec`), like
+`./run up` does it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = "e2e"
+NETWORK = "10.210.9.0/24"
+TIMINGS = Path(os.environ.get("HASHICLUSTER_TIMINGS", "/tmp/hashicluster-e2e-timings.json"))
+# What a project checkout holds that the program needs (venv is linked, not copied).
+PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "cluster", "lab", "templates", "jobs",
+                 "requirements.txt"]
+
+
+def run(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+        check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, cwd=cwd, env=env, text=True, capture_output=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout}"
+                             f"\n--- stderr\n{proc.stderr}")
+    return proc
+
+
+@dataclass
+class Project:
+    """A copy of the project in a temporary directory with its own backend and stack."""
+
+    path: Path
+    env: dict[str, str]
+    timings: dict[str, float] = field(default_factory=dict)
+    destroyed: bool = False
+
+    def pulumi(self, *args: str, check: bool = True,
+               timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+        return run(["python3", "-m", "lab", "exec", "--", "pulumi", *args, "--stack", STACK,
+                    "--non-interactive"], cwd=self.path, env=self.env, check=check, timeout=timeout)
+
+    def timed(self, label: str, *args: str) -> subprocess.CompletedProcess[str]:
+        start = time.monotonic()
+        proc = self.pulumi(*args)
+        self.timings[label] = round(time.monotonic() - start, 1)
+        TIMINGS.write_text(json.dumps(self.timings, indent=2) + "\n")
+        return proc
+
+    def outputs(self) -> dict[str, Any]:
+        return json.loads(self.pulumi("stack", "output", "--json").stdout)  # type: ignore[no-any-return]
+
+    def lab(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(["python3", "-m", "lab", *args], cwd=self.path, env=self.env, check=check)
+
+
+def require_environment() -> None:
+    missing = [tool for tool in ("pulumi", "pulumi-language-python", "pulumi-resource-command")
+               if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not on PATH: run the end-to-end tests through `./run test`")
+    if os.geteuid() != 0:
+        pytest.fail("the end-to-end tests need root (lab machines): run `./run test` as root")
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    require_environment()
+    base = tmp_path_factory.mktemp("project")
+    path = base / "hashicluster"
+    path.mkdir()
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, path / name)
+    (path / "venv").symlink_to(ROOT / "venv")
+    stack_config = (ROOT / "Pulumi.lab.yaml").read_text().replace("10.210.1.0/24", NETWORK)
+    assert NETWORK in stack_config
+    (path / f"Pulumi.{STACK}.yaml").write_text(stack_config)
+    backend = base / "backend"
+    backend.mkdir()
+    env = dict(os.environ)
+    env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+    env.update(PULUMI_BACKEND_URL=f"file://{backend}", PULUMI_CONFIG_PASSPHRASE="e2e-passphrase",
+               PULUMI_SKIP_UPDATE_CHECK="true", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true")
+    proj = Project(path, env)
+    # Machines of an earlier, interrupted run of this stack would collide with ours.
+    for machine in lab_machines(proj):
+        proj.lab("down", machine)
+    proj.pulumi("stack", "init", STACK)
+    return proj
+
+
+def lab_machines(proj: Project) -> list[str]:
+    status = json.loads(proj.lab("status", "--json").stdout)
+    return sorted(m["name"] for m in status if m["name"].startswith(f"{STACK}-"))
+
+
+@pytest.fixture(scope="session")
+def cluster(project: Project) -> Iterator[dict[str, Any]]:
+    """The shared cluster: `pulumi up` from nothing, once per session."""
+    project.timed("first pulumi up", "up", "--yes", "--skip-preview")
+    yield project.outputs()
+    if not project.destroyed:  # the destroy test did not run (a subset was selected)
+        project.pulumi("destroy", "--yes", check=False)

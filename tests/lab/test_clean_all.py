@@ -1,0 +1,41 @@
+"""clean-all after a crash: a SIGKILLed systemd-nspawn and a lost record leave nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from lab import proc
+
+from .conftest import Lab, inside_lab_switch, needs_root_and_nspawn, other_lab_machines
+
+pytestmark = [pytest.mark.lab, needs_root_and_nspawn]
+
+
+def test_clean_all_after_a_crash_leaves_nothing(lab: Lab) -> None:
+    if inside_lab_switch():
+        pytest.skip("clean-all removes hcl-lab, which this test process runs in")
+    others = other_lab_machines(lab)
+    if others:
+        pytest.skip(f"clean-all would destroy other lab machines: {', '.join(others)}")
+    names = {"lt-crash1": "10.210.250.21", "lt-crash2": "10.210.250.22"}
+    lab.up_parallel(names)
+    lab.run("forward", "18765", "10.210.250.21:22")
+    # crash: SIGKILL one machine's systemd-nspawn (its systemd lives on, orphaned) ...
+    root = lab.state / "machines" / "lt-crash1" / "root"
+    killed = [p.pid for p in proc.processes()
+              if p.exe_name == "systemd-nspawn" and f"--directory={root}" in p.argv]
+    assert len(killed) == 1
+    os.kill(killed[0], signal.SIGKILL)
+    # ... and lose the other one's record and the runtime directory.
+    (lab.state / "machines" / "lt-crash2" / "machine.json").unlink()
+    lab.run("clean-all")
+    assert lab.leftovers(list(names)) == {"netns": [], "mounts": [], "processes": [],
+                                          "cgroups": [], "machine dirs": []}
+    assert not lab.runtime.exists()
+    assert not os.path.exists("/run/netns/hcl-lab")
+    assert lab.run("forward", "--list").stdout == ""
+    assert (lab.state / "ssh" / "id_ed25519").exists(), "clean-all keeps the SSH key"
+    lab.run("clean-all")  # nothing left: still fine

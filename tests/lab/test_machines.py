@@ -1,0 +1,133 @@
+"""The real lab tool: two machines that boot systemd, talk to each other and go away cleanly."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .conftest import Lab, inside_lab_switch, needs_root_and_nspawn
+
+pytestmark = [pytest.mark.lab, needs_root_and_nspawn]
+
+MACHINES = {"lt-alpha": "10.210.250.11", "lt-beta": "10.210.250.12"}
+
+
+@pytest.fixture(scope="module")
+def pair(lab: Lab) -> Iterator[dict[str, dict[str, Any]]]:
+    infos = lab.up_parallel(MACHINES)
+    yield infos
+    for name in MACHINES:
+        lab.run("down", name, check=False)
+
+
+def test_up_prints_how_to_reach_the_machine(lab: Lab, pair: dict[str, dict[str, Any]]) -> None:
+    for name, info in pair.items():
+        assert info["name"] == name
+        assert info["address"] == MACHINES[name]
+        assert (info["user"], info["ssh_port"]) == ("root", 22)
+        assert info["private_key_path"] == str(lab.state / "ssh" / "id_ed25519")
+        assert info["host_key_public"].startswith("ssh-ed25519 ")
+        known = (lab.state / "ssh" / "known_hosts").read_text()
+        assert f"{info['address']} {' '.join(info['host_key_public'].split()[:2])}" in known
+
+
+def test_machines_run_systemd_with_their_own_identity(lab: Lab, pair: dict[str, Any]) -> None:
+    ids = set()
+    for name, address in MACHINES.items():
+        state, init, hostname, addr, etc_id, dbus_id = lab.ssh(name, " && ".join([
+            "systemctl is-system-running", "cat /proc/1/comm", "hostname",
+            "ip -4 -o addr show dev eth0 | awk '{print $4}'",
+            "cat /etc/machine-id /var/lib/dbus/machine-id"])).splitlines()
+        assert state in ("running", "degraded")
+        assert (init, hostname, addr) == ("systemd", name, f"{address}/16")
+        assert etc_id == dbus_id
+        ids.add(etc_id)
+    assert len(ids) == len(MACHINES)
+
+
+def test_machines_reach_each_other_but_nothing_outside(lab: Lab, pair: dict[str, Any]) -> None:
+    probe = "timeout 3 bash -c '</dev/tcp/{}/22' && echo open"
+    assert lab.ssh("lt-alpha", probe.format(MACHINES["lt-beta"])) == "open"
+    assert lab.ssh("lt-beta", probe.format(MACHINES["lt-alpha"])) == "open"
+    assert lab.ssh("lt-alpha", "ip route").splitlines() == [
+        "10.210.0.0/16 dev eth0 proto kernel scope link src 10.210.250.11"]
+
+
+def test_hostname_and_hosts_can_be_changed_inside(lab: Lab, pair: dict[str, Any]) -> None:
+    out = lab.ssh("lt-beta", "hostname lt-beta.test && hostname && "
+                  "echo '10.210.250.11 alpha.test' >> /etc/hosts && getent hosts alpha.test")
+    assert out.splitlines() == ["lt-beta.test", "10.210.250.11   alpha.test"]
+    lab.ssh("lt-beta", "hostname lt-beta")
+
+
+def test_up_again_is_idempotent(lab: Lab, pair: dict[str, dict[str, Any]]) -> None:
+    start = time.monotonic()
+    again = json.loads(lab.run("up", "lt-alpha", "--address", MACHINES["lt-alpha"]).stdout)
+    assert again == pair["lt-alpha"]
+    assert time.monotonic() - start < 10
+
+
+def test_bad_input_is_refused_before_anything_is_made(lab: Lab, pair: dict[str, Any]) -> None:
+    taken = lab.run("up", "lt-gamma", "--address", MACHINES["lt-beta"], check=False)
+    assert taken.returncode == 1
+    assert "already used by the lab machine 'lt-beta'" in taken.stderr
+    outside = lab.run("up", "lt-gamma", "--address", "192.168.1.5", check=False)
+    assert outside.returncode == 1 and "outside the lab network" in outside.stderr
+    bad = lab.run("up", "LT_Gamma", "--address", "10.210.250.13", check=False)
+    assert bad.returncode == 1 and "invalid machine name" in bad.stderr
+    assert not (lab.state / "machines" / "lt-gamma").exists()
+
+
+def test_status_lists_running_machines(lab: Lab, pair: dict[str, Any]) -> None:
+    rows = {r["name"]: r for r in json.loads(lab.run("status", "--json").stdout)}
+    for name, address in MACHINES.items():
+        assert rows[name]["running"] is True
+        assert rows[name]["address"] == address
+        assert isinstance(rows[name]["pid"], int)
+
+
+def test_exec_runs_in_the_lab_network(lab: Lab, pair: dict[str, Any]) -> None:
+    res = lab.run("exec", "--", "sh", "-c", "cat; ip -4 -o addr show dev br-lab; exit 3",
+                  input_text="piped\n", check=False)
+    assert res.returncode == 3
+    assert res.stdout.startswith("piped\n")
+    assert "10.210.0.1/16" in res.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_forward_reaches_a_machine_from_the_host(lab: Lab, pair: dict[str, Any]) -> None:
+    if inside_lab_switch():
+        pytest.skip("forwards serve the host's network namespace; this test runs in hcl-lab")
+    lab.ssh("lt-alpha", "systemd-run --unit lt-web python3 -m http.server 8080 "
+            "--directory /etc >/dev/null && sleep 1")
+    port = _free_port()
+    lab.run("forward", str(port), f"{MACHINES['lt-alpha']}:8080")
+    try:
+        assert f"127.0.0.1:{port} -> 10.210.250.11:8080" in lab.run("forward", "--list").stdout
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/hostname", timeout=10) as resp:
+            assert resp.read().decode().strip() == "lt-alpha"
+    finally:
+        lab.run("forward", "--stop", str(port))
+    assert lab.run("forward", "--list").stdout == ""
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass
+
+
+def test_down_leaves_nothing_and_is_idempotent(lab: Lab) -> None:
+    lab.up_parallel({"lt-delta": "10.210.250.14"})
+    assert any(lab.leftovers(["lt-delta"]).values())
+    lab.run("down", "lt-delta")
+    assert lab.leftovers(["lt-delta"]) == {"netns": [], "mounts": [], "processes": [],
+                                           "cgroups": [], "machine dirs": []}
+    lab.run("down", "lt-delta")
