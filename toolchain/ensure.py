@@ -1,0 +1,240 @@
+"""Make sure pinned tools are installed: verify the cache, else download or build them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from toolchain import gobuild, release
+from toolchain.errors import ToolchainError, UnavailableError
+from toolchain.manifest import (
+    Manifest,
+    describe_files,
+    read_manifest,
+    verify_install,
+    write_manifest,
+)
+from toolchain.paths import Layout
+from toolchain.pins import Pins, ToolPin
+
+SOURCES = ("release", "build")
+SOURCE_ENV = "HASHICLUSTER_TOOLCHAIN_SOURCE"
+
+
+def resolve_source(cli_value: str | None) -> str:
+    """``--source`` wins, then $HASHICLUSTER_TOOLCHAIN_SOURCE, then ``release``."""
+    value = cli_value or os.environ.get(SOURCE_ENV, "").strip() or "release"
+    if value not in SOURCES:
+        raise ToolchainError(
+            f"unknown source {value!r} (from --source or ${SOURCE_ENV}); use one of " + ", ".join(SOURCES)
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ensure did for one tool."""
+
+    tool: str
+    version: str
+    action: str  # "cached", "built", "downloaded" or "failed"
+    seconds: float
+    error: str = ""
+
+
+class Progress:
+    """Thread-safe one-line-per-event progress on a stream."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def say(self, pin: ToolPin, message: str) -> None:
+        """Print ``[tool version] message``."""
+        with self._lock:
+            print(f"[{pin.name} {pin.version}] {message}", file=self._stream, flush=True)
+
+
+def format_seconds(seconds: float) -> str:
+    """``42.0s`` or ``3m05s``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def now_iso() -> str:
+    """Current UTC time, RFC 3339, second precision."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+@contextmanager
+def tool_lock(layout: Layout, tool: str) -> Iterator[None]:
+    """Hold an exclusive lock for one tool so concurrent ensures do not collide."""
+    path = layout.lock_file(tool)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def required_names(pin: ToolPin, source: str) -> list[str]:
+    """Binaries an install must contain: the main one plus the non-optional extras."""
+    if source == "release":
+        return [m.name for m in pin.release.members if not m.optional]
+    names = [b.name for b in pin.build.binaries]
+    return names + [f.name for f in pin.build.files if not f.optional]
+
+
+def check_cached(layout: Layout, pin: ToolPin) -> str | None:
+    """None if the pinned version is installed and intact, else why it is not usable."""
+    tool_dir = layout.tool_dir(pin.name, pin.version)
+    if not tool_dir.is_dir():
+        return "not installed"
+    manifest = read_manifest(tool_dir)
+    source = manifest.source if manifest and manifest.source in SOURCES else "build"
+    return verify_install(tool_dir, pin.name, pin.version, required_names(pin, source))
+
+
+def install_atomically(stage: Path, final: Path) -> None:
+    """Move a complete staged tool dir into place, replacing any previous one."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(stage, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def precheck(pin: ToolPin, source: str) -> None:
+    """Refuse early (before any log or download) when the source cannot provide the tool."""
+    if source == "release":
+        if not pin.release.checksums_url:
+            release.require_pinned_sha256(pin)
+    elif pin.build.unavailable:
+        raise UnavailableError(
+            f"{pin.name} {pin.version} cannot be built from source here: "
+            f"{pin.build.unavailable}; use --source release (needs its sha256 pinned)"
+        )
+
+
+Installer = Callable[[ToolPin, Path, Path], tuple[list[str], dict[str, Any]]]
+
+
+def _install(layout: Layout, pin: ToolPin, source: str, installer: Installer, log_path: Path) -> None:
+    """Stage with ``installer``, write the manifest, move into place."""
+    layout.ensure_dirs()
+    scratch = Path(tempfile.mkdtemp(prefix=f"{pin.name}-{pin.version}-", dir=layout.tmp))
+    try:
+        stage = scratch / "tool"
+        stage.mkdir()
+        names, details = installer(pin, stage, log_path)
+        shutil.rmtree(stage / "src", ignore_errors=True)
+        manifest = Manifest(
+            tool=pin.name,
+            version=pin.version,
+            source=source,
+            installed_at=now_iso(),
+            files=describe_files(stage, names),
+            details=details,
+        )
+        write_manifest(stage, manifest)
+        install_atomically(stage, layout.tool_dir(pin.name, pin.version))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def ensure_tool(layout: Layout, pins: Pins, pin: ToolPin, source: str, progress: Progress) -> Outcome:
+    """Ensure one tool; never raises for tool-level problems (they become 'failed')."""
+    start = time.monotonic()
+    try:
+        with tool_lock(layout, pin.name):
+            problem = check_cached(layout, pin)
+            if problem is None:
+                elapsed = time.monotonic() - start
+                progress.say(pin, f"cached ({format_seconds(elapsed)})")
+                return Outcome(pin.name, pin.version, "cached", elapsed)
+            if problem != "not installed":
+                progress.say(pin, f"cached copy unusable ({problem}); reinstalling")
+            precheck(pin, source)
+            layout.logs.mkdir(parents=True, exist_ok=True)
+            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            log_path = layout.logs / f"{pin.name}-{pin.version}-{source}-{stamp}.log"
+            verb = "building" if source == "build" else "downloading"
+            progress.say(pin, f"{verb} (log: {log_path})")
+            installer = _build_installer(pins) if source == "build" else _release_installer(layout)
+            _install(layout, pin, source, installer, log_path)
+    except ToolchainError as exc:
+        elapsed = time.monotonic() - start
+        progress.say(pin, f"FAILED after {format_seconds(elapsed)}: {exc}")
+        return Outcome(pin.name, pin.version, "failed", elapsed, str(exc))
+    elapsed = time.monotonic() - start
+    action = "built" if source == "build" else "downloaded"
+    progress.say(pin, f"{action} in {format_seconds(elapsed)}")
+    return Outcome(pin.name, pin.version, action, elapsed)
+
+
+def _build_installer(pins: Pins) -> Installer:
+    """An installer that builds with go, logging to the given log file."""
+
+    def install(pin: ToolPin, stage: Path, log_path: Path) -> tuple[list[str], dict[str, Any]]:
+        with log_path.open("a", encoding="utf-8") as log:
+            log.write(f"# {pin.name} {pin.version} build started {now_iso()}\n")
+            ctx = gobuild.GoContext(
+                pin=pin,
+                settings=pins.settings,
+                log_path=log_path,
+                log=log,
+                env=gobuild.go_env(pin, pins.settings),
+            )
+            return gobuild.build_tool(ctx, stage)
+
+    return install
+
+
+def _release_installer(layout: Layout) -> Installer:
+    """An installer that downloads and verifies the official artefact."""
+
+    def install(pin: ToolPin, stage: Path, log_path: Path) -> tuple[list[str], dict[str, Any]]:
+        with log_path.open("a", encoding="utf-8") as log:
+            log.write(f"# {pin.name} {pin.version} from {release.artefact_url(pin)}\n")
+            names, details = release.install_release(pin, layout.downloads, stage)
+            log.write(f"verified sha256 {pin.release.sha256}; installed {', '.join(names)}\n")
+        return names, dict(details)
+
+    return install
+
+
+def ensure(
+    layout: Layout,
+    pins: Pins,
+    tools: Sequence[str],
+    source: str,
+    jobs: int = 1,
+    stream: TextIO | None = None,
+) -> list[Outcome]:
+    """Ensure each named tool (all pinned tools when none are named)."""
+    names = list(tools) or list(pins.tools)
+    selected = [pins.tool(name) for name in names]
+    progress = Progress(stream or sys.stderr)
+    if jobs <= 1:
+        return [ensure_tool(layout, pins, pin, source, progress) for pin in selected]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(lambda p: ensure_tool(layout, pins, p, source, progress), selected))

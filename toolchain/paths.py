@@ -1,0 +1,70 @@
+"""Where the toolchain keeps things: ``<cache>/toolchain/...`` outside the repository."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_CACHE_ROOT = Path("/var/cache/hashicluster")
+CACHE_ENV = "HASHICLUSTER_CACHE"
+
+
+def cache_root() -> Path:
+    """Return the cache root: ``$HASHICLUSTER_CACHE`` or ``/var/cache/hashicluster``."""
+    value = os.environ.get(CACHE_ENV, "").strip()
+    return Path(value) if value else DEFAULT_CACHE_ROOT
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths below ``<cache>/toolchain``."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> Layout:
+        """Layout under the cache root named by the environment."""
+        return cls(cache_root() / "toolchain")
+
+    @property
+    def cache(self) -> Path:
+        """The cache root (parent of ``toolchain/``)."""
+        return self.root.parent
+
+    @property
+    def logs(self) -> Path:
+        """Build and download logs."""
+        return self.root / "logs"
+
+    @property
+    def tmp(self) -> Path:
+        """Staging area; on the same filesystem as the installs so renames are atomic."""
+        return self.root / ".tmp"
+
+    @property
+    def downloads(self) -> Path:
+        """Verified release artefacts, named by their sha256."""
+        return self.root / "downloads"
+
+    @property
+    def pulumi_home(self) -> Path:
+        """PULUMI_HOME used by `python3 -m toolchain env`."""
+        return self.cache / "pulumi-home"
+
+    def tool_dir(self, tool: str, version: str) -> Path:
+        """Install dir of one tool version."""
+        return self.root / tool / version
+
+    def bin_dir(self, tool: str, version: str) -> Path:
+        """Dir holding the installed binaries of one tool version."""
+        return self.tool_dir(tool, version) / "bin"
+
+    def lock_file(self, tool: str) -> Path:
+        """Lock taken while a tool is installed."""
+        return self.root / tool / ".lock"
+
+    def ensure_dirs(self) -> None:
+        """Create the directories the toolchain writes to."""
+        for path in (self.root, self.logs, self.tmp, self.downloads):
+            path.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,315 @@
+"""Load and validate the pinned tool versions from ``versions.toml``."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolchain.errors import PinError
+
+PINS_FILE = Path(__file__).with_name("versions.toml")
+
+#: Value of ``release.sha256`` meaning "not looked up yet".
+SHA256_PLACEHOLDER = "TODO"
+
+KNOWN_LICENCES = frozenset({"Apache-2.0", "MPL-2.0"})
+RELEASE_FORMATS = frozenset({"zip", "tar.gz", "binary"})
+
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_MODULE_AT_RE = re.compile(r"^[^\s@]+@v[^\s@]+$")
+
+
+@dataclass(frozen=True)
+class ReleaseMember:
+    """One file taken from a release artefact, installed as ``bin/<name>``."""
+
+    path: str
+    name: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class ReleaseRecipe:
+    """Where the official linux-amd64 artefact lives and what it must hash to."""
+
+    url: str
+    sha256: str
+    format: str
+    members: tuple[ReleaseMember, ...]
+    # The vendor's published checksum list for the release (`HASH  FILENAME` lines): used
+    # where no sha256 could be pinned in advance.
+    checksums_url: str = ""
+
+    @property
+    def sha256_pinned(self) -> bool:
+        """True when a real checksum (not the placeholder) is pinned."""
+        return bool(_SHA256_RE.match(self.sha256))
+
+
+@dataclass(frozen=True)
+class GoBinary:
+    """A Go main package built into ``bin/<name>``."""
+
+    name: str
+    package: str
+    ldflags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModuleFile:
+    """A file copied out of a downloaded module into ``bin/<name>`` (e.g. a script)."""
+
+    name: str
+    module: str
+    path: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class BuildRecipe:
+    """How to build a tool from source through the Go module proxy."""
+
+    go: str
+    require: tuple[str, ...]
+    replace: tuple[str, ...]
+    binaries: tuple[GoBinary, ...]
+    files: tuple[ModuleFile, ...] = ()
+    tags: tuple[str, ...] = ()
+    cgo: bool = False
+    commit: str = ""
+    licence_check: tuple[str, ...] = ()
+    unavailable: str = ""
+
+    @property
+    def modules_to_check(self) -> tuple[str, ...]:
+        """``module@version`` strings whose LICENSE is checked before building."""
+        return self.require + tuple(m for m in self.licence_check if m not in self.require)
+
+
+@dataclass(frozen=True)
+class ToolPin:
+    """Everything pinned for one tool."""
+
+    name: str
+    version: str
+    licences: tuple[str, ...]
+    main: str
+    env: str
+    on_path: bool
+    release: ReleaseRecipe
+    build: BuildRecipe
+
+    def expand(self, template: str, date: str = "") -> str:
+        """Fill ``{version}``, ``{commit}`` and ``{date}`` into a template string."""
+        return (
+            template.replace("{version}", self.version)
+            .replace("{commit}", self.build.commit)
+            .replace("{date}", date)
+        )
+
+    @property
+    def binary_names(self) -> tuple[str, ...]:
+        """Names of the files a build installs (required ones first)."""
+        names = [b.name for b in self.build.binaries]
+        names += [f.name for f in self.build.files]
+        return tuple(names)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings shared by every tool."""
+
+    goproxy: str
+    forbidden_modules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Pins:
+    """The whole pin file."""
+
+    settings: Settings
+    tools: Mapping[str, ToolPin]
+
+    def tool(self, name: str) -> ToolPin:
+        """Return one tool's pin, or raise PinError listing the known tools."""
+        try:
+            return self.tools[name]
+        except KeyError:
+            known = ", ".join(sorted(self.tools))
+            raise PinError(f"unknown tool {name!r}: versions.toml pins {known}") from None
+
+
+def _get(table: Mapping[str, Any], key: str, kind: type, where: str, default: Any = None) -> Any:
+    """Read ``table[key]`` checking its type; a missing key without default is an error."""
+    if key not in table:
+        if default is not None:
+            return default
+        raise PinError(f"{where}: missing key {key!r} in versions.toml")
+    value = table[key]
+    if not isinstance(value, kind):
+        raise PinError(
+            f"{where}.{key}: expected {kind.__name__}, got {type(value).__name__} in versions.toml"
+        )
+    return value
+
+
+def _strings(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    """Read an optional list of strings."""
+    values = _get(table, key, list, where, default=[])
+    if not all(isinstance(v, str) for v in values):
+        raise PinError(f"{where}.{key}: every entry must be a string in versions.toml")
+    return tuple(values)
+
+
+def _parse_release(table: Mapping[str, Any], where: str) -> ReleaseRecipe:
+    """Parse a ``[tools.X.release]`` table."""
+    fmt = _get(table, "format", str, where)
+    if fmt not in RELEASE_FORMATS:
+        raise PinError(f"{where}.format: {fmt!r} is not one of {sorted(RELEASE_FORMATS)}")
+    sha = _get(table, "sha256", str, where).strip().lower()
+    if sha != SHA256_PLACEHOLDER.lower() and not _SHA256_RE.match(sha):
+        raise PinError(
+            f"{where}.sha256: {sha!r} is neither 64 hex digits nor the placeholder {SHA256_PLACEHOLDER!r}"
+        )
+    members = []
+    for i, raw in enumerate(_get(table, "members", list, where)):
+        mwhere = f"{where}.members[{i}]"
+        _require_table(raw, mwhere)
+        members.append(
+            ReleaseMember(
+                path=_get(raw, "path", str, mwhere),
+                name=_checked_name(_get(raw, "name", str, mwhere), mwhere),
+                optional=_get(raw, "optional", bool, mwhere, default=False),
+            )
+        )
+    if not members:
+        raise PinError(f"{where}.members: at least one member is needed")
+    if fmt == "binary" and len(members) != 1:
+        raise PinError(f"{where}: a 'binary' artefact has exactly one member")
+    return ReleaseRecipe(
+        url=_get(table, "url", str, where),
+        sha256=sha if sha != SHA256_PLACEHOLDER.lower() else SHA256_PLACEHOLDER,
+        format=fmt,
+        members=tuple(members),
+        checksums_url=_get(table, "checksums_url", str, where, default=""),
+    )
+
+
+def _require_table(value: object, where: str) -> None:
+    """Raise PinError unless ``value`` is a TOML table."""
+    if not isinstance(value, dict):
+        raise PinError(f"{where}: expected a table in versions.toml")
+
+
+def _checked_name(name: str, where: str) -> str:
+    """Reject names that could escape the bin dir."""
+    if not _NAME_RE.match(name):
+        raise PinError(f"{where}.name: {name!r} is not a plain file name")
+    return name
+
+
+def _parse_build(table: Mapping[str, Any], where: str) -> BuildRecipe:
+    """Parse a ``[tools.X.build]`` table."""
+    require = _strings(table, "require", where)
+    if not require:
+        raise PinError(f"{where}.require: at least one module@version is needed")
+    for item in require + _strings(table, "licence_check", where):
+        if not _MODULE_AT_RE.match(item):
+            raise PinError(f"{where}: {item!r} is not of the form module@vVERSION")
+    for item in _strings(table, "replace", where):
+        if "=>" not in item:
+            raise PinError(f"{where}.replace: {item!r} lacks '=>'")
+    binaries = []
+    for i, raw in enumerate(_get(table, "binaries", list, where)):
+        bwhere = f"{where}.binaries[{i}]"
+        _require_table(raw, bwhere)
+        binaries.append(
+            GoBinary(
+                name=_checked_name(_get(raw, "name", str, bwhere), bwhere),
+                package=_get(raw, "package", str, bwhere),
+                ldflags=_strings(raw, "ldflags", bwhere),
+            )
+        )
+    files = []
+    for i, raw in enumerate(_get(table, "files", list, where, default=[])):
+        fwhere = f"{where}.files[{i}]"
+        _require_table(raw, fwhere)
+        files.append(
+            ModuleFile(
+                name=_checked_name(_get(raw, "name", str, fwhere), fwhere),
+                module=_get(raw, "module", str, fwhere),
+                path=_get(raw, "path", str, fwhere),
+                optional=_get(raw, "optional", bool, fwhere, default=False),
+            )
+        )
+    if not binaries:
+        raise PinError(f"{where}.binaries: at least one Go binary is needed")
+    return BuildRecipe(
+        go=_get(table, "go", str, where),
+        require=require,
+        replace=_strings(table, "replace", where),
+        binaries=tuple(binaries),
+        files=tuple(files),
+        tags=_strings(table, "tags", where),
+        cgo=_get(table, "cgo", bool, where, default=False),
+        commit=_get(table, "commit", str, where, default=""),
+        licence_check=_strings(table, "licence_check", where),
+        unavailable=" ".join(_get(table, "unavailable", str, where, default="").split()),
+    )
+
+
+def _parse_tool(name: str, table: Mapping[str, Any]) -> ToolPin:
+    """Parse one ``[tools.NAME]`` table."""
+    where = f"tools.{name}"
+    licences = _strings(table, "licences", where)
+    unknown = [lic for lic in licences if lic not in KNOWN_LICENCES]
+    if not licences or unknown:
+        raise PinError(f"{where}.licences: must list only {sorted(KNOWN_LICENCES)}, got {list(licences)}")
+    pin = ToolPin(
+        name=_checked_name(name, where),
+        version=_get(table, "version", str, where),
+        licences=licences,
+        main=_get(table, "main", str, where),
+        env=_get(table, "env", str, where, default=""),
+        on_path=_get(table, "on_path", bool, where, default=False),
+        release=_parse_release(_get(table, "release", dict, where), f"{where}.release"),
+        build=_parse_build(_get(table, "build", dict, where), f"{where}.build"),
+    )
+    if pin.main not in pin.binary_names:
+        raise PinError(f"{where}.main: {pin.main!r} is not among the built binaries")
+    if pin.main not in [m.name for m in pin.release.members]:
+        raise PinError(f"{where}.main: {pin.main!r} is not among the release members")
+    return pin
+
+
+def parse_pins(data: Mapping[str, Any]) -> Pins:
+    """Validate parsed TOML data and return :class:`Pins`."""
+    settings_table = _get(data, "settings", dict, "settings")
+    settings = Settings(
+        goproxy=_get(settings_table, "goproxy", str, "settings"),
+        forbidden_modules=_strings(settings_table, "forbidden_modules", "settings"),
+    )
+    if "direct" in settings.goproxy.replace("|", ",").split(","):
+        raise PinError("settings.goproxy: must not contain 'direct' (only the module proxy)")
+    tools_table = _get(data, "tools", dict, "tools")
+    tools = {name: _parse_tool(name, table) for name, table in tools_table.items()}
+    if not tools:
+        raise PinError("tools: versions.toml pins no tool")
+    return Pins(settings=settings, tools=tools)
+
+
+def load_pins(path: Path = PINS_FILE) -> Pins:
+    """Read and validate a pin file (default: the ``versions.toml`` beside this module)."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise PinError(f"pin file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PinError(f"pin file {path} is not valid TOML: {exc}") from None
+    return parse_pins(data)

@@ -1,0 +1,95 @@
+"""Output of the ``env``, ``path`` and ``status`` commands."""
+
+from __future__ import annotations
+
+import shlex
+
+from toolchain.errors import ToolchainError
+from toolchain.manifest import read_manifest
+from toolchain.paths import Layout
+from toolchain.pins import Pins
+
+PULUMI_SETTINGS = {
+    "PULUMI_SKIP_UPDATE_CHECK": "true",
+    "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+}
+
+
+def _installed_version_dir(layout: Layout, pins: Pins, tool: str) -> bool:
+    """True if the pinned version of ``tool`` has a manifest."""
+    pin = pins.tool(tool)
+    return read_manifest(layout.tool_dir(pin.name, pin.version)) is not None
+
+
+def env_lines(layout: Layout, pins: Pins) -> list[str]:
+    """Shell lines exporting PATH, the Pulumi settings and the cluster binaries' paths.
+
+    Tools that are not installed are skipped with a comment saying how to install them.
+    """
+    lines: list[str] = []
+    path_dirs: list[str] = []
+    for pin in pins.tools.values():
+        if not _installed_version_dir(layout, pins, pin.name):
+            lines.append(
+                f"# {pin.name} {pin.version} is not installed: python3 -m toolchain ensure {pin.name}"
+            )
+            continue
+        if pin.on_path:
+            path_dirs.append(str(layout.bin_dir(pin.name, pin.version)))
+        if pin.env:
+            binary = layout.bin_dir(pin.name, pin.version) / pin.main
+            lines.append(f"export {pin.env}={shlex.quote(str(binary))}")
+    if path_dirs:
+        joined = ":".join(shlex.quote(d) for d in path_dirs)
+        lines.insert(0, f'export PATH={joined}:"$PATH"')
+    for key, value in PULUMI_SETTINGS.items():
+        lines.append(f"export {key}={value}")
+    lines.append(f"export PULUMI_HOME={shlex.quote(str(layout.pulumi_home))}")
+    return lines
+
+
+def binary_path(layout: Layout, pins: Pins, tool: str) -> str:
+    """Path of a tool's main binary; raises ToolchainError when it is not installed."""
+    pin = pins.tool(tool)
+    tool_dir = layout.tool_dir(pin.name, pin.version)
+    manifest = read_manifest(tool_dir)
+    entry = manifest.file(pin.main) if manifest else None
+    if entry is None:
+        raise ToolchainError(
+            f"{pin.name} {pin.version} is not installed; run: python3 -m toolchain ensure {tool}"
+        )
+    return str(tool_dir / entry.path)
+
+
+def status_lines(layout: Layout, pins: Pins) -> list[str]:
+    """A human-readable table of pinned tools and what is cached."""
+    lines = [f"cache: {layout.root}"]
+    for pin in pins.tools.values():
+        manifest = read_manifest(layout.tool_dir(pin.name, pin.version))
+        if manifest is None:
+            build = "build unavailable" if pin.build.unavailable else "buildable"
+            sha = "sha256 pinned" if pin.release.sha256_pinned else "sha256 TODO"
+            lines.append(f"{pin.name:<24} {pin.version:<10} missing ({build}; release {sha})")
+            continue
+        size = sum(f.size for f in manifest.files) / 1e6
+        lines.append(
+            f"{pin.name:<24} {pin.version:<10} {manifest.source:<8} {manifest.installed_at} "
+            f"{size:7.1f} MB  {', '.join(f.path for f in manifest.files)}"
+        )
+    others = _other_versions(layout, pins)
+    if others:
+        lines.append("other cached versions: " + ", ".join(others))
+    return lines
+
+
+def _other_versions(layout: Layout, pins: Pins) -> list[str]:
+    """Cached ``tool/version`` dirs that are not the pinned version."""
+    found = []
+    for pin in pins.tools.values():
+        tool_root = layout.root / pin.name
+        if not tool_root.is_dir():
+            continue
+        for child in sorted(tool_root.iterdir()):
+            if child.is_dir() and not child.name.startswith(".") and child.name != pin.version:
+                found.append(f"{pin.name}/{child.name}")
+    return found
