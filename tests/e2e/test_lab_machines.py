@@ -70,7 +70,7 @@ def leftovers(project: Project) -> dict[str, list[str]]:
             continue
         if args and args[0].endswith(b"systemd-nspawn") and any(f"{STACK}-".encode() in a for a in args):
             procs.append(cmdline.parent.name)
-    cgroups = [str(p) for p in Path("/sys/fs/cgroup").glob(f"**/hashicluster*/{STACK}-*")]
+    cgroups = [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/hashicluster-lab/{STACK}-*")]
     status = json.loads(project.lab("status", "--json").stdout)
     machines = [m["name"] for m in status if m["name"].startswith(f"{STACK}-")]
     return {"machines": machines, "mounts": mounts, "netns": netns, "nspawn processes": procs,
