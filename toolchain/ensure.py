@@ -108,6 +108,10 @@ def check_cached(layout: Layout, pin: ToolPin) -> str | None:
         return "not installed"
     manifest = read_manifest(tool_dir)
     source = manifest.source if manifest and manifest.source in SOURCES else "build"
+    if manifest and source == "build":
+        recorded = manifest.details.get("local_sources_sha256", "")
+        if recorded != gobuild.local_sources_digest(pin):
+            return "the project's own sources for it (toolchain/) changed since it was built"
     return verify_install(tool_dir, pin.name, pin.version, required_names(pin, source))
 
 

@@ -9,6 +9,7 @@ module's LICENSE and go.mod are checked.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -101,6 +102,27 @@ def copy_local_packages(pin: ToolPin, src: Path, sources: Path = LOCAL_SOURCES) 
             shutil.copyfile(file, src / rel / file.name)
         copied.append(rel)
     return copied
+
+
+def local_sources_digest(pin: ToolPin, sources: Path = LOCAL_SOURCES) -> str:
+    """sha256 over the Go files of the tool's ``./DIR`` packages ("" when it has none).
+
+    Recorded in the manifest, so a changed local package is rebuilt even though the
+    pinned version stays the same.
+    """
+    digest = hashlib.sha256()
+    found = False
+    for binary in pin.build.binaries:
+        if not is_local(binary.package):
+            continue
+        rel = binary.package[2:]
+        for file in sorted((sources / rel).glob("*.go")):
+            if file.name.endswith("_test.go"):
+                continue
+            found = True
+            digest.update(f"{rel}/{file.name}\0".encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest() if found else ""
 
 
 def strip_go_mod_comments(text: str) -> str:
@@ -280,5 +302,6 @@ def build_tool(ctx: GoContext, stage: Path) -> tuple[list[str], dict[str, Any]]:
         "replace": list(pin.build.replace),
         "goproxy": ctx.env["GOPROXY"],
         "local_packages": [f"toolchain/{rel}" for rel in local],
+        "local_sources_sha256": local_sources_digest(pin),
     }
     return installed, details

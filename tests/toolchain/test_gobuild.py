@@ -253,3 +253,18 @@ def test_failed_build_leaves_nothing_installed(
     assert "fake 1.0.0" in outcome.error and str(layout.logs) in outcome.error
     assert not layout.tool_dir("fake", "1.0.0").exists()
     assert list(layout.tmp.iterdir()) == []
+
+
+def test_local_sources_digest_follows_the_go_files(tmp_path: Path) -> None:
+    table = tool_table()
+    table["build"]["binaries"] = [{"name": "fake", "package": "./host"}]
+    pin = make_pins(fake=table).tool("fake")
+    (tmp_path / "host").mkdir()
+    main = tmp_path / "host" / "main.go"
+    main.write_text("package main\n")
+    first = gobuild.local_sources_digest(pin, tmp_path)
+    (tmp_path / "host" / "main_test.go").write_text("package main\n// tests do not count\n")
+    assert gobuild.local_sources_digest(pin, tmp_path) == first
+    main.write_text("package main\n\nfunc main() {}\n")
+    assert gobuild.local_sources_digest(pin, tmp_path) not in ("", first)
+    assert gobuild.local_sources_digest(make_pins(fake=tool_table()).tool("fake"), tmp_path) == ""
