@@ -20,6 +20,9 @@ from typing import Any
 
 import pytest
 
+from toolchain.api import installed
+from toolchain.errors import ToolchainError
+
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "e2e"
 NETWORK = "10.210.9.0/24"
@@ -66,18 +69,20 @@ class Project:
         return run(["python3", "-m", "lab", *args], cwd=self.path, env=self.env, check=check)
 
 
-def require_environment() -> None:
-    missing = [tool for tool in ("pulumi", "pulumi-language-python", "pulumi-resource-command")
-               if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not on PATH: run the end-to-end tests through `./run test`")
+def toolchain_path() -> str:
+    """PATH with the toolchain's Pulumi CLI, language host and command provider first."""
     if os.geteuid() != 0:
         pytest.fail("the end-to-end tests need root (lab machines): run `./run test` as root")
+    try:
+        dirs = [str(installed(tool).path.parent) for tool in ("pulumi", "pulumi-resource-command")]
+    except ToolchainError as err:
+        pytest.fail(f"{err} (`./run test` provides the toolchain)")
+    return os.pathsep.join([*dirs, os.environ.get("PATH", "")])
 
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    require_environment()
+    path_env = toolchain_path()
     base = tmp_path_factory.mktemp("project")
     path = base / "hashicluster"
     path.mkdir()
@@ -95,13 +100,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     backend.mkdir()
     env = dict(os.environ)
     env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
-    env.update(PULUMI_BACKEND_URL=f"file://{backend}", PULUMI_CONFIG_PASSPHRASE="e2e-passphrase",
+    env.update(PATH=path_env, PULUMI_HOME=str(base / "pulumi-home"),
+               PULUMI_BACKEND_URL=f"file://{backend}", PULUMI_CONFIG_PASSPHRASE="e2e-passphrase",
                PULUMI_SKIP_UPDATE_CHECK="true", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true")
     proj = Project(path, env)
     # Machines of an earlier, interrupted run of this stack would collide with ours.
     for machine in lab_machines(proj):
         proj.lab("down", machine)
-    proj.pulumi("stack", "init", STACK)
+    proj.pulumi("stack", "init")
     return proj
 
 
