@@ -4,12 +4,13 @@ Every test here is slow (marked ``e2e``): the Go unit tests compile the provider
 the others run `pulumi up/preview/destroy` with the installed Pulumi CLI and
 pulumi-resource-command (``python3 -m toolchain ensure pulumi pulumi-resource-command``) on a
 small program in a temporary directory, with a file:// backend and the project's venv.
-The remote test also needs root: it starts a lab machine (``cpt-*`` on 10.210.5.0/24) and runs
+The remote tests also need root: they share a lab machine (``cpt-*`` on 10.210.5.0/24) and run
 Pulumi inside the lab network namespace.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -45,9 +46,10 @@ runtime:
     virtualenv: venv
 """
 
-# The program creates the commands that spec.json describes, and exports their outputs.
+# The program creates the commands and copies that spec.json describes, and exports the
+# commands' outputs. A copy's "source" is {"file": PATH}, {"text": TEXT} or {"dir": PATH}.
 PROGRAM = '''\
-"""Commands described by spec.json: {"local": {NAME: ARGS}, "remote": {NAME: ARGS}}."""
+"""Resources described by spec.json: {"local"|"remote"|"copy": {NAME: ARGS}}."""
 
 import json
 from pathlib import Path
@@ -63,6 +65,16 @@ for name, args in spec.get("remote", {}).items():
     connection = remote.ConnectionArgs(**args.pop("connection"))
     command = remote.Command(name, connection=connection, **args)
     pulumi.export(f"{name}_stdout", command.stdout)
+for name, args in spec.get("copy", {}).items():
+    connection = remote.ConnectionArgs(**args.pop("connection"))
+    source = args.pop("source")
+    if "file" in source:
+        asset = pulumi.FileAsset(source["file"])
+    elif "text" in source:
+        asset = pulumi.StringAsset(source["text"])
+    else:
+        asset = pulumi.FileArchive(source["dir"])
+    remote.CopyToRemote(name, connection=connection, source=asset, **args)
 '''
 
 
@@ -112,6 +124,12 @@ class Project:
         """The stack outputs."""
         out: dict[str, Any] = json.loads(self.pulumi("stack", "output", "--json").stdout)
         return out
+
+    def preview_ops(self) -> dict[str, str]:
+        """What `pulumi preview` would change about each command or copy, by name."""
+        preview = json.loads(self.pulumi("preview", "--json").stdout)
+        return {step["urn"].rsplit("::", 1)[1]: step["op"] for step in preview.get("steps", [])
+                if step["urn"].split("::")[2].startswith("command:") and step["op"] != "same"}
 
     def resources(self) -> dict[str, dict[str, Any]]:
         """Command resources in the state, by name."""
@@ -211,6 +229,40 @@ def test_local_command_lifecycle(project: Project, tmp_path: Path) -> None:
     assert project.resources() == {}
 
 
+def test_triggers_update_or_replace(project: Project) -> None:
+    """A triggers change runs `update` when there is one (update), else replaces."""
+    def spec(trigger: str) -> dict[str, Any]:
+        with_update = {"create": "echo created", "triggers": [trigger],
+                       "update": 'echo "updated prev=[$PULUMI_COMMAND_STDOUT]"'}
+        without = {"create": f"echo created-{trigger}", "triggers": [trigger]}
+        return {"local": {"withupdate": with_update, "noupdate": without}}
+
+    project.write_spec(spec("a"))
+    project.up()
+    ids = {name: res["id"] for name, res in project.resources().items()}
+    project.pulumi("up", "--yes", "--expect-no-changes")
+
+    # One resource at a time, so that each preview names the operation of that one only.
+    project.write_spec({"local": {**spec("a")["local"], "withupdate": spec("b")["local"]["withupdate"]}})
+    preview = project.pulumi("preview", "--diff").stdout
+    assert "~ command:local:Command: (update)" in preview, preview
+    assert "(replace)" not in preview and "triggers" in preview, preview
+    project.write_spec({"local": {**spec("a")["local"], "noupdate": spec("b")["local"]["noupdate"]}})
+    preview = project.pulumi("preview", "--diff").stdout
+    assert "+-command:local:Command: (replace)" in preview, preview
+    assert "(update)" not in preview and "triggers" in preview, preview
+
+    project.write_spec(spec("b"))
+    assert project.preview_ops() == {"withupdate": "update", "noupdate": "replace"}
+    project.up()
+    outputs = project.outputs()
+    assert outputs["withupdate_stdout"] == "updated prev=[created]", outputs
+    assert outputs["noupdate_stdout"] == "created-b", outputs
+    after = {name: res["id"] for name, res in project.resources().items()}
+    assert after["withupdate"] == ids["withupdate"], "an update keeps the resource"
+    assert after["noupdate"] != ids["noupdate"], "a replacement is a new resource"
+
+
 def test_failing_command_fails_up(project: Project) -> None:
     """A non-zero exit fails `pulumi up` with the status and output, and records nothing."""
     project.write_spec({"local": {"broken": {
@@ -223,9 +275,10 @@ def test_failing_command_fails_up(project: Project) -> None:
     assert "broken" not in project.resources()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def lab_machine() -> Iterator[dict[str, Any]]:
-    """A lab machine `cpt-*` on a free address of 10.210.5.0/24, removed afterwards."""
+    """A lab machine `cpt-*` on a free address of 10.210.5.0/24, shared by the remote tests of
+    this module and removed after them."""
     if os.geteuid() != 0:
         pytest.skip("lab machines need root")
     status = json.loads(run(["python3", "-m", "lab", "status", "--json"], cwd=ROOT).stdout)
@@ -239,17 +292,27 @@ def lab_machine() -> Iterator[dict[str, Any]]:
         run(["python3", "-m", "lab", "down", name], cwd=ROOT, check=False)
 
 
+def lab_connection(machine: dict[str, Any]) -> dict[str, Any]:
+    """ConnectionArgs (as keyword arguments) for a lab machine, with its host key checked."""
+    return {
+        "host": machine["address"],
+        "user": machine["user"],
+        "port": machine["ssh_port"],
+        "private_key": Path(machine["private_key_path"]).read_text(),
+        "host_key": machine["host_key_public"],
+    }
+
+
+def lab_ssh(machine: dict[str, Any], *command: str) -> str:
+    """Run a command on a lab machine as root; its stdout (the remote shell joins the words)."""
+    return run(["python3", "-m", "lab", "ssh", machine["name"], *command], cwd=ROOT).stdout
+
+
 def test_remote_command_on_lab_machine(project: Project, lab_machine: dict[str, Any]) -> None:
     """SSH with the lab key and host key check, environment, wrong host key, delete."""
     project.in_lab = True
     key_path = Path(lab_machine["private_key_path"])
-    connection = {
-        "host": lab_machine["address"],
-        "user": lab_machine["user"],
-        "port": lab_machine["ssh_port"],
-        "private_key": key_path.read_text(),
-        "host_key": lab_machine["host_key_public"],
-    }
+    connection = lab_connection(lab_machine)
     greeting = "it's a \"test\" with $HOME and `backticks`\nand two lines"
     good = {
         "connection": connection,
@@ -277,6 +340,63 @@ def test_remote_command_on_lab_machine(project: Project, lab_machine: dict[str, 
 
     project.write_spec({"remote": {"r": good}})
     project.pulumi("destroy", "--yes", "--skip-preview")
-    deleted = run(["python3", "-m", "lab", "ssh", lab_machine["name"], "cat", "/root/cpt-deleted"],
-                  cwd=ROOT).stdout
+    deleted = lab_ssh(lab_machine, "cat", "/root/cpt-deleted")
     assert deleted == f"deleted[{greeting}\n{lab_machine['hostname']}]"
+
+
+def test_copy_to_remote_on_lab_machine(project: Project, lab_machine: dict[str, Any]) -> None:
+    """CopyToRemote of a file (a few MB), a text and a directory; no-op; changed file replaces."""
+    project.in_lab = True
+    payload = project.path / "payload.bin"
+    payload.write_bytes(secrets.token_bytes(5 * 1024 * 1024 + 123))
+    payload.chmod(0o755)
+    tree = project.path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("a\n")
+    (tree / "sub" / "b.txt").write_text("b\n")
+    base = f"/opt/cpt-{secrets.token_hex(3)}"
+    connection = lab_connection(lab_machine)
+    spec = {"copy": {
+        # A relative FileAsset path is relative to the project, for the provider too.
+        "bin": {"connection": connection, "source": {"file": "payload.bin"},
+                "remote_path": f"{base}/bin/payload"},
+        "motd": {"connection": connection, "source": {"text": "it's $HOME\n"},
+                 "remote_path": f"{base}/etc/motd"},
+        "tree": {"connection": connection, "source": {"dir": str(tree)},
+                 "remote_path": f"{base}/share"},
+    }}
+
+    def remote_sha256(path: str) -> str:
+        return lab_ssh(lab_machine, "sha256sum", path).split()[0]
+
+    project.write_spec(spec)
+    project.up()
+    assert remote_sha256(f"{base}/bin/payload") == hashlib.sha256(payload.read_bytes()).hexdigest()
+    modes = lab_ssh(lab_machine, "stat", "-c", "'%a %n'", f"{base}/bin/payload", f"{base}/etc/motd",
+                    f"{base}/share/tree/sub/b.txt").split("\n")
+    assert modes[:3] == [f"755 {base}/bin/payload", f"644 {base}/etc/motd",
+                         f"644 {base}/share/tree/sub/b.txt"], modes
+    assert lab_ssh(lab_machine, "cat", f"{base}/etc/motd") == "it's $HOME\n"
+    assert lab_ssh(lab_machine, "cat", f"{base}/share/tree/a.txt") == "a\n"
+    state = project.resources()["bin"]
+    assert "ciphertext" in state["outputs"]["connection"], "connection must stay secret"
+    assert state["outputs"]["source"]["hash"] == hashlib.sha256(payload.read_bytes()).hexdigest()
+    assert state["outputs"]["remotePath"] == f"{base}/bin/payload"
+    project.pulumi("up", "--yes", "--expect-no-changes")
+
+    first_id = state["id"]
+    payload.write_bytes(secrets.token_bytes(3 * 1024 * 1024))
+    preview = project.pulumi("preview", "--diff").stdout
+    assert "+-command:remote:CopyToRemote: (replace)" in preview, preview
+    assert project.preview_ops() == {"bin": "replace"}
+    project.up()
+    assert remote_sha256(f"{base}/bin/payload") == hashlib.sha256(payload.read_bytes()).hexdigest()
+    assert project.resources()["bin"]["id"] != first_id
+    leftovers = lab_ssh(lab_machine, "find", f"{base}/bin", "-name", "'*.upload-*'")
+    assert leftovers == "", leftovers
+
+    # Deleting a copy leaves the files on the machine (as upstream's provider does).
+    project.pulumi("destroy", "--yes", "--skip-preview")
+    assert project.resources() == {}
+    assert remote_sha256(f"{base}/bin/payload") == hashlib.sha256(payload.read_bytes()).hexdigest()
+    lab_ssh(lab_machine, "rm", "-rf", base)

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/archive"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/asset"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"golang.org/x/crypto/ssh"
 )
@@ -126,9 +128,96 @@ func TestResourceTypes(t *testing.T) {
 	if _, err := resourceType("urn:pulumi:s::p::command:remote:Command::x", ""); err != nil {
 		t.Errorf("remote Command refused: %v", err)
 	}
-	_, err := resourceType("", "command:remote:CopyToRemote")
+	if _, err := resourceType("", "command:remote:CopyToRemote"); err != nil {
+		t.Errorf("CopyToRemote refused: %v", err)
+	}
+	_, err := resourceType("", "command:remote:CopyFile")
 	if err == nil || !strings.Contains(err.Error(), "not supported by this build") {
-		t.Errorf("CopyToRemote: got %v", err)
+		t.Errorf("CopyFile: got %v", err)
+	}
+}
+
+func TestCheckCopyToRemote(t *testing.T) {
+	inputs, failures := checkInputs(copyToRemoteType, resource.PropertyMap{
+		"source":     fileAsset(t, "bin/tool", "v1"),
+		"remotePath": str("/usr/local/bin/tool"),
+		"connection": secret(obj("host", str("10.0.0.1"))),
+		"triggers":   list(str("a")),
+	})
+	if len(failures) > 0 {
+		t.Fatalf("unexpected failures:\n%s", failureText(failures))
+	}
+	if _, ok := inputs["addPreviousOutputInEnv"]; ok {
+		t.Errorf("a CopyToRemote has no addPreviousOutputInEnv")
+	}
+	conn := inputs["connection"]
+	if !conn.IsSecret() || conn.SecretValue().Element.ObjectValue()["port"].NumberValue() != 22 {
+		t.Errorf("connection not secret or without defaults: %v", conn)
+	}
+	if !inputs["source"].IsAsset() {
+		t.Errorf("source is no longer an asset: %v", inputs["source"])
+	}
+	_, failures = checkInputs(copyToRemoteType, resource.PropertyMap{
+		"source": unknown(), "remotePath": unknown(), "connection": secret(unknown()),
+	})
+	if len(failures) > 0 {
+		t.Errorf("unknowns must pass:\n%s", failureText(failures))
+	}
+}
+
+func TestCheckCopyToRemoteRejectsBadValues(t *testing.T) {
+	conn := obj("host", str("h"))
+	remote := &asset.Asset{Sig: asset.AssetSig, URI: "https://example.invalid/x"}
+	assets := &archive.Archive{Sig: archive.ArchiveSig, Assets: map[string]any{"a": mustText(t, "x")}}
+	dir := &archive.Archive{Sig: archive.ArchiveSig, Path: "some/dir"}
+	cases := []struct {
+		props resource.PropertyMap
+		want  string
+	}{
+		{resource.PropertyMap{"remotePath": str("/x"), "connection": conn}, "source => source: is required"},
+		{resource.PropertyMap{"source": resource.NewAssetProperty(mustText(t, "x")), "connection": conn},
+			"remotePath => remotePath: is required"},
+		{resource.PropertyMap{"source": resource.NewAssetProperty(mustText(t, "x")), "remotePath": str("/x")},
+			"connection => connection: is required"},
+		{resource.PropertyMap{"source": resource.NewAssetProperty(mustText(t, "x")), "remotePath": str(""), "connection": conn},
+			"remotePath: must not be empty"},
+		{resource.PropertyMap{"source": str("/etc/passwd"), "remotePath": str("/x"), "connection": conn},
+			"source: must be an asset or an archive"},
+		{resource.PropertyMap{"source": resource.NewAssetProperty(remote), "remotePath": str("/x"), "connection": conn},
+			"a RemoteAsset (https://example.invalid/x) cannot be copied"},
+		{resource.PropertyMap{"source": resource.NewArchiveProperty(assets), "remotePath": str("/x"), "connection": conn},
+			"only a FileArchive"},
+		{resource.PropertyMap{"source": resource.NewArchiveProperty(dir), "remotePath": str("/x"), "connection": obj("port", resource.NewNumberProperty(22))},
+			"connection.host: is required"},
+		{resource.PropertyMap{"source": resource.NewArchiveProperty(dir), "remotePath": str("/x"), "connection": conn, "triggers": str("t")},
+			"triggers: must be a list"},
+	}
+	for _, tc := range cases {
+		_, failures := checkInputs(copyToRemoteType, tc.props)
+		if text := failureText(failures); !strings.Contains(text, tc.want) {
+			t.Errorf("%v: failures %q do not contain %q", tc.props, text, tc.want)
+		}
+	}
+}
+
+func TestDecodeCopyInputs(t *testing.T) {
+	in, err := decodeCopyInputs(resource.PropertyMap{
+		"source":     fileAsset(t, "bin/tool", "v1"),
+		"remotePath": str("/usr/local/bin/tool"),
+		"connection": secret(obj("host", str("h"), "privateKey", secret(str("KEY")))),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Asset == nil || in.Asset.Path != "bin/tool" || in.Archive != nil || in.RemotePath != "/usr/local/bin/tool" {
+		t.Errorf("inputs = %+v", in)
+	}
+	if in.Connection.Host != "h" || in.Connection.PrivateKey != "KEY" || in.Connection.Port != 22 {
+		t.Errorf("connection = %+v", in.Connection)
+	}
+	if _, err := decodeCopyInputs(resource.PropertyMap{"remotePath": str("/x"), "connection": obj("host", str("h"))}); err == nil ||
+		!strings.Contains(err.Error(), "source: is required") {
+		t.Errorf("missing source: got %v", err)
 	}
 }
 

@@ -7,16 +7,47 @@ import (
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
 
-// replaceKeys are the inputs whose change replaces the resource; a change to any other
-// input updates it in place (runs `update`, or `create` again).
-var replaceKeys = map[resource.PropertyKey]bool{"triggers": true, "connection": true}
+// replaceRule returns whether a change of the input `key` replaces the resource (true) or
+// updates it in place (false), given the new inputs:
+//
+//   - Command: `connection` always replaces; `triggers` updates when the new inputs have a
+//     non-empty `update` command (which then runs), and replaces otherwise (the SDK's
+//     documented rule). Every other input updates (runs `update`, or `create` again).
+//   - CopyToRemote: every change replaces (the copy is made again).
+//
+// An `update` that is not known yet (a preview) counts as set: it is a command computed
+// from other resources' outputs. The engine diffs again with known values before it acts.
+func replaceRule(typ string, news resource.PropertyMap) func(resource.PropertyKey) bool {
+	if typ == copyToRemoteType {
+		return func(resource.PropertyKey) bool { return true }
+	}
+	triggersReplace := !hasUpdateCommand(news)
+	return func(key resource.PropertyKey) bool {
+		return key == "connection" || (key == "triggers" && triggersReplace)
+	}
+}
 
-// diffInputs compares old inputs (from the state) with new ones.
+// hasUpdateCommand reports whether inputs hold a non-empty (or unknown) `update` command.
+func hasUpdateCommand(inputs resource.PropertyMap) bool {
+	v := unwrap(inputs["update"])
+	switch {
+	case v.IsComputed() || v.IsOutput():
+		return true
+	case v.IsString():
+		return v.StringValue() != ""
+	default:
+		return false
+	}
+}
+
+// diffInputs compares old inputs (from the state) with new ones of a resource of type typ.
 //
 // A value that is unknown in the new inputs counts as changed. Secrets are compared by
-// their plain values, so wrapping an unchanged value as secret is not a change. Outputs
-// (stdout, stderr) are ignored, so the olds may be the recorded outputs too.
-func diffInputs(olds, news resource.PropertyMap) *pulumirpc.DiffResponse {
+// their plain values, so wrapping an unchanged value as secret is not a change. Assets and
+// archives are compared by their hashes. Outputs (stdout, stderr) are ignored, so the olds
+// may be the recorded outputs too.
+func diffInputs(typ string, olds, news resource.PropertyMap) *pulumirpc.DiffResponse {
+	replaces := replaceRule(typ, news)
 	keys := map[resource.PropertyKey]bool{}
 	for k := range olds {
 		keys[k] = true
@@ -43,7 +74,7 @@ func diffInputs(olds, news resource.PropertyMap) *pulumirpc.DiffResponse {
 		if !changed {
 			continue
 		}
-		if replaceKeys[key] {
+		if replaces(key) {
 			kind = replaceKind(kind)
 			resp.Replaces = append(resp.Replaces, name)
 		}

@@ -1,14 +1,15 @@
 // Command pulumi-resource-command is a Pulumi resource provider that runs shell commands,
 // compatible with the `command` package's SDKs at version 1.2.1 (PyPI pulumi-command 1.2.1).
 //
-// It implements the two resources a program needs to drive machines:
+// It implements the resources a program needs to drive machines:
 //
-//   - command:local:Command   runs create/update/delete through an interpreter on this host
-//   - command:remote:Command  runs them over SSH (golang.org/x/crypto/ssh, in-process)
+//   - command:local:Command        runs create/update/delete through an interpreter on this host
+//   - command:remote:Command       runs them over SSH (golang.org/x/crypto/ssh, in-process)
+//   - command:remote:CopyToRemote  copies a FileAsset, StringAsset or FileArchive over SSH
 //
-// Everything else the package offers (command:remote:CopyToRemote, the deprecated CopyFile,
-// the local:run and remote invokes, assetPaths/archivePaths) is refused with an error that
-// says to use the official release.
+// Everything else the package offers (the deprecated command:remote:CopyFile, the local:run
+// and remote invokes, assetPaths/archivePaths) is refused with an error that says to use the
+// official release.
 //
 // The engine starts it with its RPC address as the only argument; provider.Main from the
 // Pulumi Go SDK serves the ResourceProvider gRPC service and prints the port.
@@ -50,7 +51,8 @@ func main() {
 	}
 }
 
-// commandProvider serves command:local:Command and command:remote:Command.
+// commandProvider serves command:local:Command, command:remote:Command and
+// command:remote:CopyToRemote.
 type commandProvider struct {
 	pulumirpc.UnimplementedResourceProviderServer
 
@@ -181,11 +183,11 @@ func (p *commandProvider) Check(_ context.Context, req *pulumirpc.CheckRequest) 
 
 // Diff compares the old inputs with the new ones (see diffInputs).
 func (p *commandProvider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	if _, err := resourceType(req.GetUrn(), req.GetType()); err != nil {
+	typ, err := resourceType(req.GetUrn(), req.GetType())
+	if err != nil {
 		return nil, err
 	}
 	var olds resource.PropertyMap
-	var err error
 	if req.GetOldInputs() != nil {
 		olds, err = unmarshal(req.GetOldInputs(), "diff.oldInputs")
 	} else {
@@ -198,7 +200,7 @@ func (p *commandProvider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	return diffInputs(olds, news), nil
+	return diffInputs(typ, olds, news), nil
 }
 
 // Create runs `create` (if set); a failing command fails the create and nothing is recorded.
@@ -213,6 +215,9 @@ func (p *commandProvider) Create(ctx context.Context, req *pulumirpc.CreateReque
 	props, err := unmarshal(req.GetProperties(), "create.properties")
 	if err != nil {
 		return nil, err
+	}
+	if typ == copyToRemoteType {
+		return p.createCopy(ctx, req, props)
 	}
 	in, err := decodeInputs(typ, props)
 	if err != nil {
@@ -253,6 +258,9 @@ func (p *commandProvider) Update(ctx context.Context, req *pulumirpc.UpdateReque
 	if err != nil {
 		return nil, err
 	}
+	if typ == copyToRemoteType {
+		return p.updateCopy(ctx, req, news)
+	}
 	in, err := decodeInputs(typ, news)
 	if err != nil {
 		return nil, err
@@ -278,11 +286,15 @@ func (p *commandProvider) Update(ctx context.Context, req *pulumirpc.UpdateReque
 }
 
 // Delete runs `delete` (if set) with the last stdout/stderr in the environment; a failing
-// command fails the delete and the resource stays in the state.
+// command fails the delete and the resource stays in the state. Deleting a CopyToRemote
+// leaves the copied files on the remote host, as upstream's provider does.
 func (p *commandProvider) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*emptypb.Empty, error) {
 	typ, err := resourceType(req.GetUrn(), req.GetType())
 	if err != nil {
 		return nil, err
+	}
+	if typ == copyToRemoteType {
+		return &emptypb.Empty{}, nil
 	}
 	props, err := unmarshal(req.GetProperties(), "delete.properties")
 	if err != nil {
@@ -303,7 +315,7 @@ func (p *commandProvider) Delete(ctx context.Context, req *pulumirpc.DeleteReque
 	return &emptypb.Empty{}, nil
 }
 
-// Read (refresh) returns the state unchanged: a command has nothing to read back.
+// Read (refresh) returns the state unchanged: a command (or a copy) has nothing to read back.
 func (p *commandProvider) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
 	return &pulumirpc.ReadResponse{
 		Id:         req.GetId(),

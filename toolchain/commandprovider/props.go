@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -17,10 +18,14 @@ import (
 const (
 	localCommandType  = "command:local:Command"
 	remoteCommandType = "command:remote:Command"
+	copyToRemoteType  = "command:remote:CopyToRemote"
 )
 
+// servedTypes are the resources this provider implements.
+var servedTypes = []string{localCommandType, remoteCommandType, copyToRemoteType}
+
 // unsupportedTypes are resources of the package this provider does not implement.
-var unsupportedTypes = []string{"command:remote:CopyToRemote", "command:remote:CopyFile"}
+var unsupportedTypes = []string{"command:remote:CopyFile"}
 
 // Defaults the package schema declares.
 const (
@@ -44,6 +49,7 @@ const (
 	kindStringMap
 	kindAnyList
 	kindConnection
+	kindSource // an asset or an archive (CopyToRemote's source)
 )
 
 // propSpec describes one input property.
@@ -51,6 +57,8 @@ type propSpec struct {
 	kind    valueKind
 	enum    []string // allowed values of a string
 	refused string   // non-empty: a non-empty value is refused with this reason
+	// required: Check fails when the input is missing; the text says what it is for
+	required string
 }
 
 const notSupported = "is not supported by this build of the command provider; " +
@@ -75,7 +83,14 @@ var localOnlyProps = map[string]propSpec{
 }
 
 var remoteOnlyProps = map[string]propSpec{
-	"connection": {kind: kindConnection},
+	"connection": {kind: kindConnection, required: "how to reach the remote host (at least its host)"},
+}
+
+var copyToRemoteProps = map[string]propSpec{
+	"connection": {kind: kindConnection, required: "how to reach the remote host (at least its host)"},
+	"source":     {kind: kindSource, required: "the FileAsset, StringAsset or FileArchive to copy"},
+	"remotePath": {kind: kindString, required: "the destination path on the remote host"},
+	"triggers":   {kind: kindAnyList},
 }
 
 // outputKeys are outputs only: they are never compared as inputs.
@@ -83,6 +98,9 @@ var outputKeys = map[resource.PropertyKey]bool{"stdout": true, "stderr": true, "
 
 // specsFor returns the input properties of a resource type.
 func specsFor(typ string) map[string]propSpec {
+	if typ == copyToRemoteType {
+		return copyToRemoteProps
+	}
 	specs := map[string]propSpec{}
 	for k, v := range commonProps {
 		specs[k] = v
@@ -104,13 +122,13 @@ func resourceType(urn, typ string) (string, error) {
 		typ = string(resource.URN(urn).Type())
 	}
 	switch {
-	case typ == localCommandType || typ == remoteCommandType:
+	case slices.Contains(servedTypes, typ):
 		return typ, nil
 	case slices.Contains(unsupportedTypes, typ):
 		return "", fmt.Errorf("%s %s", typ, notSupported)
 	default:
-		return "", fmt.Errorf("unknown resource type %q: this provider serves %s and %s",
-			typ, localCommandType, remoteCommandType)
+		return "", fmt.Errorf("unknown resource type %q: this provider serves %s",
+			typ, strings.Join(servedTypes, ", "))
 	}
 }
 
@@ -181,15 +199,16 @@ func checkInputs(typ string, news resource.PropertyMap) (resource.PropertyMap, [
 			c.checkValue(typ, string(key), v, spec)
 		}
 	}
-	if !inputs.HasValue("addPreviousOutputInEnv") {
+	for _, name := range slices.Sorted(maps.Keys(specs)) {
+		if why := specs[name].required; why != "" && !inputs.HasValue(resource.PropertyKey(name)) {
+			c.fail(name, "is required: %s", why)
+		}
+	}
+	if typ != copyToRemoteType && !inputs.HasValue("addPreviousOutputInEnv") {
 		inputs["addPreviousOutputInEnv"] = resource.NewBoolProperty(true)
 	}
-	if typ == remoteCommandType {
-		if conn, ok := inputs["connection"]; ok {
-			inputs["connection"] = withConnectionDefaults(conn, true)
-		} else {
-			c.fail("connection", "is required: how to reach the remote host (at least its host)")
-		}
+	if conn, ok := inputs["connection"]; ok && specs["connection"].kind == kindConnection {
+		inputs["connection"] = withConnectionDefaults(conn, true)
 	}
 	return inputs, c.failures
 }
@@ -205,6 +224,8 @@ func (c *checker) checkValue(typ, path string, v resource.PropertyValue, spec pr
 	case kindString:
 		if !v.IsString() {
 			c.fail(path, "must be a string, not %s", v.TypeString())
+		} else if spec.required != "" && v.StringValue() == "" {
+			c.fail(path, "must not be empty: %s", spec.required)
 		} else if spec.enum != nil && !slices.Contains(spec.enum, v.StringValue()) {
 			c.fail(path, "must be one of %s, not %q", strings.Join(spec.enum, ", "), v.StringValue())
 		}
@@ -222,6 +243,8 @@ func (c *checker) checkValue(typ, path string, v resource.PropertyValue, spec pr
 		}
 	case kindConnection:
 		c.checkConnection(path, v, true)
+	case kindSource:
+		c.checkSource(path, v)
 	}
 }
 
@@ -541,20 +564,26 @@ func decodeInputs(typ string, props resource.PropertyMap) (*commandInputs, error
 			}
 		}
 	case remoteCommandType:
-		v, ok := d.value(plain, "connection")
-		switch {
-		case !ok && d.err == nil:
-			d.fail("connection", "is required")
-		case ok && !v.IsObject():
-			d.fail("connection", "must be an object, not %s", v.TypeString())
-		case ok:
-			in.Connection = decodeConnection(d, v.ObjectValue(), "connection.", true)
-		}
+		in.Connection = decodeRequiredConnection(d, plain)
 	}
 	if d.err != nil {
 		return nil, d.err
 	}
 	return in, nil
+}
+
+// decodeRequiredConnection decodes the `connection` input of a remote resource.
+func decodeRequiredConnection(d *decoder, plain resource.PropertyMap) *connection {
+	v, ok := d.value(plain, "connection")
+	switch {
+	case !ok && d.err == nil:
+		d.fail("connection", "is required")
+	case ok && !v.IsObject():
+		d.fail("connection", "must be an object, not %s", v.TypeString())
+	case ok:
+		return decodeConnection(d, v.ObjectValue(), "connection.", true)
+	}
+	return nil
 }
 
 func decodeConnection(d *decoder, m resource.PropertyMap, prefix string, allowProxy bool) *connection {
