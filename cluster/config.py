@@ -10,13 +10,16 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 NAMESPACE = "hashicluster"
 
 MachineProvider = Literal["nspawn", "vagrant"]
+InstallSource = Literal["release", "upload"]
+INSTALL_SOURCES: tuple[InstallSource, ...] = ("release", "upload")
+DEFAULT_MIRROR = "https://releases.hashicorp.com"
 MACHINE_PROVIDERS: tuple[MachineProvider, ...] = ("nspawn", "vagrant")
 
 # Addresses are handed out from fixed offsets inside the machine network, so a node's
@@ -74,6 +77,37 @@ class MachinesSpec:
 
 
 @dataclass(frozen=True)
+class ClientSettings:
+    """Nomad client settings that may differ from one client to another."""
+
+    node_class: str = ""
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BinaryPin:
+    """A product to install: its version and the sha256 it must have.
+
+    With the `release` source the sha256 is that of the vendor's zip; with `upload`, that of
+    the binary itself. An empty sha256 means "take the toolchain's" (upload only).
+    """
+
+    product: str
+    version: str
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class InstallSpec:
+    """Where machines get the binaries from."""
+
+    source: InstallSource
+    mirror: str
+    consul: BinaryPin
+    nomad: BinaryPin
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """Everything the program needs to know, validated."""
 
@@ -82,12 +116,16 @@ class ClusterSpec:
     servers: int
     clients: int
     machines: MachinesSpec
+    install: InstallSpec
     datacenter: str = "dc1"
+    region: str = "global"
+    client_settings: Mapping[str, ClientSettings] = field(default_factory=dict)
+    default_client: ClientSettings = ClientSettings()
 
 
-# The keys this program reads, with the parser for each. Anything else under the
-# namespace is a typo and is refused.
-KEYS = ("domain", "servers", "clients", "datacenter", "machines")
+# The keys this program reads. Anything else under the namespace is a typo and is refused.
+KEYS = ("domain", "servers", "clients", "datacenter", "region", "machines", "install", "consul",
+        "nomad", "clientSettings")
 
 
 def _fix_set(key: str, example: str) -> str:
@@ -117,14 +155,14 @@ def _parse_name(key: str, raw: str, pattern: re.Pattern[str], what: str, example
     return raw
 
 
-def _parse_object(key: str, raw: str, example: str) -> dict[str, Any]:
+def _parse_object(key: str, raw: str, example_path: str, example: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = None
     if not isinstance(value, dict):
         raise ConfigError(key, f"expected an object (a YAML mapping), got {raw!r}",
-                          _fix_set_path(f"{key}.provider", example))
+                          _fix_set_path(f"{key}.{example_path}", example))
     return value
 
 
@@ -166,7 +204,7 @@ def _machines(raw: str | None, highest_host: int) -> MachinesSpec:
     if raw is None:
         raise ConfigError(key, "not set; every stack names its machine provider",
                           _fix_set_path(f"{key}.provider", "nspawn"))
-    obj = _parse_object(key, raw, "nspawn")
+    obj = _parse_object(key, raw, "provider", "nspawn")
     provider = obj.get("provider")
     if provider not in MACHINE_PROVIDERS:
         raise ConfigError(f"{key}.provider",
@@ -205,8 +243,15 @@ def _machines(raw: str | None, highest_host: int) -> MachinesSpec:
     ))
 
 
-def load(raw: Mapping[str, str], stack: str) -> ClusterSpec:
-    """Validate the raw config of one stack (keys without the namespace, values as strings)."""
+PinDefaults = Callable[[InstallSource], Mapping[str, BinaryPin]]
+
+
+def load(raw: Mapping[str, str], stack: str, defaults: PinDefaults | None = None) -> ClusterSpec:
+    """Validate the raw config of one stack (keys without the namespace, values as strings).
+
+    `defaults(source)` gives the versions and sha256s to use where the config pins none
+    (see cluster/binaries.py: toolchain/versions.toml and the toolchain's own binaries).
+    """
     for name in raw:
         if name not in KEYS:
             raise ConfigError(name, f"unknown setting (known: {', '.join(KEYS)})",
@@ -221,5 +266,88 @@ def load(raw: Mapping[str, str], stack: str) -> ClusterSpec:
                           "better than one fewer; use an odd number", _fix_set("servers", "3"))
     clients = _parse_int("clients", raw.get("clients", "3"), 1, MAX_CLIENTS, "3")
     machines = _machines(raw.get("machines"), CLIENT_OFFSET + clients)
+    region = _parse_name("region", raw.get("region", "global"),
+                         re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$"), "a region name", "global")
     return ClusterSpec(stack=stack, domain=domain, servers=servers, clients=clients,
-                       machines=machines, datacenter=datacenter)
+                       machines=machines, datacenter=datacenter, region=region,
+                       install=_install(raw, defaults or (lambda source: {})),
+                       client_settings=_client_settings(raw.get("clientSettings"), clients))
+
+
+_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_URL_RE = re.compile(r"^(https?|file)://[^\s]+$")
+_META_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$")
+
+
+def _pin(raw: Mapping[str, str], product: str, default: BinaryPin | None,
+         source: InstallSource) -> BinaryPin:
+    obj = _parse_object(product, raw[product], "version", "1.2.3") if product in raw else {}
+    _check_keys(product, obj, ("version", "sha256"))
+    version = obj.get("version", default.version if default else None)
+    if not isinstance(version, str) or not _VERSION_RE.match(version):
+        raise ConfigError(f"{product}.version", f"{version!r} is not a version such as 1.2.3",
+                          _fix_set_path(f"{product}.version", default.version if default else "1.2.3"))
+    sha = obj.get("sha256")
+    if sha is None:
+        same = default is not None and default.version == version
+        sha = default.sha256 if same and default is not None else ""
+    if not isinstance(sha, str) or (sha and not _SHA256_RE.match(sha)):
+        raise ConfigError(f"{product}.sha256", f"{sha!r} is not a sha256 (64 lowercase hex digits)",
+                          _fix_set_path(f"{product}.sha256", "<sha256 of the artefact>"))
+    if source == "release" and not sha:
+        sums = f"{DEFAULT_MIRROR}/{product}/{version}/{product}_{version}_SHA256SUMS"
+        raise ConfigError(f"{product}.sha256",
+                          f"no sha256 is pinned for the {product} {version} release zip",
+                          f"pin the linux_amd64 line of {sums}: "
+                          + _fix_set_path(f"{product}.sha256", "<sha256>"))
+    return BinaryPin(product, version, sha)
+
+
+def _install(raw: Mapping[str, str], defaults: PinDefaults) -> InstallSpec:
+    obj = _parse_object("install", raw["install"], "source", "release") if "install" in raw else {}
+    _check_keys("install", obj, ("source", "mirror"))
+    source = obj.get("source", "release")
+    if source not in INSTALL_SOURCES:
+        raise ConfigError("install.source",
+                          f"{source!r} is not an install source (release: machines download from "
+                          "the mirror; upload: the controller copies its own binaries)",
+                          _fix_set_path("install.source", "release"))
+    mirror = obj.get("mirror", DEFAULT_MIRROR)
+    if not isinstance(mirror, str) or not _URL_RE.match(mirror):
+        raise ConfigError("install.mirror", f"{mirror!r} is not an http(s) URL",
+                          _fix_set_path("install.mirror", DEFAULT_MIRROR))
+    known = defaults(source)
+    pins = {p: _pin(raw, p, known.get(p), source) for p in ("consul", "nomad")}
+    return InstallSpec(source=source, mirror=mirror.rstrip("/"), **pins)
+
+
+def _client_settings(raw: str | None, clients: int) -> dict[str, ClientSettings]:
+    if raw is None:
+        return {}
+    key = "clientSettings"
+    obj = _parse_object(key, raw, "client1.nodeClass", "batch")
+    known = tuple(f"client{i}" for i in range(1, clients + 1))
+    result = {}
+    for name, settings in obj.items():
+        if name not in known:
+            raise ConfigError(f"{key}.{name}", f"there is no client named {name!r} "
+                              f"(this stack has {', '.join(known)})",
+                              f"remove it, or raise {NAMESPACE}:clients")
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{key}.{name}", "expected an object with nodeClass and/or meta",
+                              _fix_set_path(f"{key}.{name}.nodeClass", "batch"))
+        _check_keys(f"{key}.{name}", settings, ("nodeClass", "meta"))
+        node_class = settings.get("nodeClass", "")
+        if not isinstance(node_class, str) or not re.match(r"^[A-Za-z0-9._-]{0,63}$", node_class):
+            raise ConfigError(f"{key}.{name}.nodeClass", f"{node_class!r} is not a node class name",
+                              _fix_set_path(f"{key}.{name}.nodeClass", "batch"))
+        meta = settings.get("meta", {})
+        if not isinstance(meta, dict) or not all(
+                isinstance(v, str) and _META_KEY_RE.match(k) and '"' not in v and "\\" not in v
+                for k, v in meta.items()):
+            raise ConfigError(f"{key}.{name}.meta", "expected string values under simple keys "
+                              "(letters, digits, _ . -), without quotes or backslashes",
+                              _fix_set_path(f"{key}.{name}.meta.rack", "r1"))
+        result[name] = ClientSettings(node_class=node_class, meta=dict(meta))
+    return result

@@ -5,17 +5,19 @@ Kept thin: decisions live in config.py and topology.py; resources are made here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
+from cluster import binaries
 from cluster import config as cfg
 from cluster.machines import Machine, nspawn
+from cluster.services.agents import agents
 from cluster.services.identity import identity
-from cluster.topology import Node, nodes
+from cluster.topology import Node, Role, nodes
 
 
 def stack_config() -> dict[str, str]:
@@ -50,21 +52,35 @@ class Cluster:
         return [m.node for m in self.machines]
 
     def outputs(self) -> dict[str, Any]:
+        root = next(n for n in self.nodes if n.role is Role.SERVER)
         return {
-            "machines": {n.name: {"hostname": n.hostname, "address": n.address, "role": n.role.value}
-                         for n in self.nodes},
+            "machines": {m.node.name: {"hostname": m.node.hostname, "address": m.node.address,
+                                       "role": m.node.role.value, "ssh": m.ssh}
+                         for m in self.machines},
             "hostsLines": [f"{n.address} {n.hostname}" for n in self.nodes],
+            "consulUi": f"http://{root.address}:8500/ui/",
+            "nomadUi": f"http://{root.address}:4646/ui/",
+            "consulVersion": self.spec.install.consul.version,
+            "nomadVersion": self.spec.install.nomad.version,
         }
 
 
-def build(raw: Mapping[str, str], stack: str, check_network: bool = True) -> Cluster:
-    """Validate the config, then create every resource of one stack."""
+def build(raw: Mapping[str, str], stack: str, check_network: bool = True,
+          pins: cfg.PinDefaults = binaries.defaults,
+          local_binaries: Callable[[cfg.ClusterSpec], Mapping[str, str]] = binaries.uploads) -> Cluster:
+    """Validate the config, then create every resource of one stack.
+
+    `pins` and `local_binaries` default to the toolchain's (see cluster/binaries.py).
+    """
     try:
-        spec = cfg.load(raw, stack)
+        spec = cfg.load(raw, stack, pins)
+        uploads = local_binaries(spec)
     except cfg.ConfigError as err:
         raise pulumi.RunError(str(err)) from None
     cluster = Cluster(spec, make_machines(spec, check_network))
-    cluster.steps += [identity(m, cluster.nodes) for m in cluster.machines]
+    first = {m.node.name: identity(m, cluster.nodes) for m in cluster.machines}
+    cluster.steps += list(first.values())
+    cluster.steps += agents(spec, cluster.machines, first, uploads)
     return cluster
 
 

@@ -19,3 +19,4 @@ class Machine:
     node: Node
     resource: pulumi.ComponentResource
     connection: pulumi.Output[remote.ConnectionArgs]
+    ssh: str  # the command a person types to log in

@@ -76,4 +76,5 @@ class NspawnMachine(pulumi.ComponentResource):
 
 def machine(node: Node, stack: str) -> Machine:
     m = NspawnMachine(node, stack)
-    return Machine(node=node, resource=m, connection=m.connection)
+    return Machine(node=node, resource=m, connection=m.connection,
+                   ssh=f"python3 -m lab ssh {stack}-{node.name}")

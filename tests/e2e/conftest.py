@@ -28,7 +28,7 @@ STACK = "e2e"
 NETWORK = "10.210.9.0/24"
 TIMINGS = Path(os.environ.get("HASHICLUSTER_TIMINGS", "/tmp/hashicluster-e2e-timings.json"))
 # What a project checkout holds that the program needs (venv is linked, not copied).
-PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "cluster", "lab", "templates", "jobs",
+PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "cluster", "lab", "toolchain", "templates", "jobs",
                  "requirements.txt"]
 
 

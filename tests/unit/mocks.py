@@ -93,6 +93,23 @@ class Graph:
     def inputs(self, name: str) -> dict[str, Any]:
         return self.mocks.inputs[name]
 
+    def changed(self, other: Graph) -> set[str]:
+        """Resources whose inputs differ in `other` (a run of the program with other config)."""
+        return {name for name in self.names() | other.names()
+                if name not in self.mocks.inputs or name not in other.mocks.inputs
+                or _comparable(self.inputs(name)) != _comparable(other.inputs(name))}
+
+
+def _comparable(value: Any) -> Any:
+    """Inputs with assets replaced by their paths (assets compare by identity)."""
+    if isinstance(value, pulumi.FileAsset):
+        return ("FileAsset", value.path)
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    return value
+
 
 def run_program(build: Callable[[], Any], key_file: Path, stack: str = "unit",
                 config: Mapping[str, str] | None = None) -> Graph:

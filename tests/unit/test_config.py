@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cluster import binaries
 from cluster import config as cfg
 
-from .conftest import LAB_STACK
+from .conftest import LAB_STACK, fake_pins
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,14 +26,18 @@ def stack_file_config(stack: str) -> dict[str, str]:
 
 
 def test_lab_stack_file_is_valid() -> None:
-    spec = cfg.load(stack_file_config("lab"), "lab")
+    spec = cfg.load(stack_file_config("lab"), "lab", fake_pins)
+    assert spec.install.source == "upload"
     assert spec.machines.provider == "nspawn"
     assert spec.machines.network == ipaddress.IPv4Network("10.210.1.0/24")
     assert (spec.servers, spec.clients, spec.domain) == (1, 3, "demo")
 
 
 def test_dev_stack_file_is_valid_vagrant() -> None:
-    spec = cfg.load(stack_file_config("dev"), "dev")
+    # The release pins come from toolchain/versions.toml (no toolchain install needed).
+    spec = cfg.load(stack_file_config("dev"), "dev", binaries.defaults)
+    assert spec.install.source == "release"
+    assert spec.install.consul.version == "1.14.7" and len(spec.install.consul.sha256) == 64
     assert spec.machines.provider == "vagrant"
     assert spec.machines.vagrant is not None
     assert spec.machines.vagrant.provider == "libvirt"
@@ -40,7 +45,8 @@ def test_dev_stack_file_is_valid_vagrant() -> None:
 
 
 def test_defaults() -> None:
-    spec = cfg.load({"machines": '{"provider": "nspawn"}'}, "s")
+    spec = cfg.load({"machines": '{"provider": "nspawn"}'}, "s", fake_pins)
+    assert spec.install.source == "release" and spec.install.mirror == cfg.DEFAULT_MIRROR
     assert (spec.servers, spec.clients, spec.domain, spec.datacenter) == (1, 3, "demo", "dc1")
     assert str(spec.machines.network) == "10.210.1.0/24"
 
@@ -76,13 +82,26 @@ def test_defaults() -> None:
         ("machines", '{"provider": "vagrant", "box": "a box"}', "hashicluster:machines.box",
          "not a Vagrant box name"),
         ("cleints", "3", "hashicluster:cleints", "unknown setting"),
+        ("install", '{"source": "ftp"}', "hashicluster:install.source", "not an install source"),
+        ("install", '{"source": "release", "mirror": "releases"}', "hashicluster:install.mirror",
+         "not an http(s) URL"),
+        ("consul", '{"version": "1.14"}', "hashicluster:consul.version", "not a version"),
+        ("nomad", '{"sha256": "abc"}', "hashicluster:nomad.sha256", "not a sha256"),
+        ("nomad", '{"verison": "1.6.3"}', "hashicluster:nomad.verison", "unknown setting"),
+        ("region", "Europe West", "hashicluster:region", "region name"),
+        ("clientSettings", '{"client9": {}}', "hashicluster:clientSettings.client9",
+         "no client named"),
+        ("clientSettings", '{"client1": {"meta": {"rack": "a\\"b"}}}',
+         "hashicluster:clientSettings.client1.meta", "string values"),
+        ("clientSettings", '{"client1": {"class": "x"}}',
+         "hashicluster:clientSettings.client1.class", "unknown setting"),
     ],
 )
 def test_bad_value_names_key_and_fix(key: str, value: str, key_in_error: str, words: str) -> None:
     raw = dict(LAB_STACK)
     raw[key] = value
     with pytest.raises(cfg.ConfigError) as info:
-        cfg.load(raw, "s")
+        cfg.load(raw, "s", fake_pins)
     message = str(info.value)
     assert message.startswith(key_in_error + ":"), message
     assert words in message
@@ -92,3 +111,16 @@ def test_bad_value_names_key_and_fix(key: str, value: str, key_in_error: str, wo
 def test_missing_machines_is_an_error() -> None:
     with pytest.raises(cfg.ConfigError, match=r"hashicluster:machines: not set.*Fix: pulumi config set"):
         cfg.load({}, "s")
+
+
+def test_release_source_needs_a_pinned_sha256() -> None:
+    raw = dict(LAB_STACK, install='{"source": "release"}', consul='{"version": "1.14.11"}')
+    with pytest.raises(cfg.ConfigError, match=r"hashicluster:consul.sha256: no sha256 is pinned.*"
+                       r"consul_1.14.11_SHA256SUMS"):
+        cfg.load(raw, "s", lambda source: {})
+
+
+def test_a_new_version_does_not_inherit_the_default_sha256() -> None:
+    raw = dict(LAB_STACK, install='{"source": "release"}', nomad='{"version": "1.6.4"}')
+    with pytest.raises(cfg.ConfigError, match=r"hashicluster:nomad.sha256"):
+        cfg.load(raw, "s", fake_pins)

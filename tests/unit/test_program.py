@@ -10,14 +10,21 @@ import pytest
 from cluster import program
 from cluster.machines import nspawn
 
-from .conftest import LAB_STACK
-from .mocks import run_program
+from .conftest import LAB_STACK, fake_binaries, fake_pins
+from .mocks import Graph, run_program
 
 NODES = ["root-server", "frontend-lb", "client1", "client2", "client3"]
 
 
+def lab(key_file: Path, raw: dict[str, str] | None = None) -> Graph:
+    """The program under mocks, with the toolchain's pins and binaries faked."""
+    config = raw if raw is not None else LAB_STACK
+    return run_program(lambda: program.build(config, "unit", check_network=False, pins=fake_pins,
+                                             local_binaries=fake_binaries), key_file)
+
+
 def test_lab_stack_graph(key_file: Path) -> None:
-    graph = run_program(lambda: program.build(LAB_STACK, "unit", check_network=False), key_file)
+    graph = lab(key_file)
     for node in NODES:
         machine = graph.get(node)
         assert machine.type == "hashicluster:machines:NspawnMachine"
@@ -31,14 +38,18 @@ def test_lab_stack_graph(key_file: Path) -> None:
     # ... and on no other machine's.
     assert not graph.depends_on("client1-identity", "client2-lab")
     expected = set(NODES) | {f"{n}-lab" for n in NODES} | {f"{n}-identity" for n in NODES}
-    assert graph.names() == expected
+    agents = {f"{n}-consul" for n in NODES} | {f"{n}-consul-upload" for n in NODES}
+    agents |= {f"{n}-nomad" for n in NODES if n != "frontend-lb"}
+    agents |= {f"{n}-nomad-upload" for n in NODES if n != "frontend-lb"}
+    gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready"}
+    assert graph.names() == expected | agents | gates
 
 
 def test_lab_commands_name_stack_machine_and_address(key_file: Path) -> None:
-    graph = run_program(lambda: program.build(LAB_STACK, "unit", check_network=False), key_file)
-    lab = graph.inputs("client2-lab")
-    assert lab["create"] == "python3 -m lab up unit-client2 --address 10.210.1.32"
-    assert lab["delete"] == "python3 -m lab down unit-client2"
+    graph = lab(key_file)
+    machine = graph.inputs("client2-lab")
+    assert machine["create"] == "python3 -m lab up unit-client2 --address 10.210.1.32"
+    assert machine["delete"] == "python3 -m lab down unit-client2"
     script = graph.inputs("client2-identity")["create"]
     assert "want=client2.demo" in script
     for line in ["10.210.1.10 root.server.demo root", "10.210.1.20 frontend.lb.demo frontend",
@@ -47,25 +58,26 @@ def test_lab_commands_name_stack_machine_and_address(key_file: Path) -> None:
 
 
 def test_outputs_list_every_machine(key_file: Path) -> None:
-    graph = run_program(lambda: program.build(LAB_STACK, "unit", check_network=False), key_file)
+    graph = lab(key_file)
     outputs = graph.result.outputs()
     assert outputs["machines"]["frontend-lb"] == {
-        "hostname": "frontend.lb.demo", "address": "10.210.1.20", "role": "lb"}
+        "hostname": "frontend.lb.demo", "address": "10.210.1.20", "role": "lb",
+        "ssh": "python3 -m lab ssh unit-frontend-lb"}
+    assert outputs["consulUi"] == "http://10.210.1.10:8500/ui/"
+    assert outputs["nomadUi"] == "http://10.210.1.10:4646/ui/"
     assert outputs["hostsLines"][0] == "10.210.1.10 root.server.demo"
     assert len(outputs["hostsLines"]) == 5
 
 
 def test_more_clients_more_machines(key_file: Path) -> None:
-    raw = dict(LAB_STACK, clients="5", servers="3")
-    graph = run_program(lambda: program.build(raw, "unit", check_network=False), key_file)
+    graph = lab(key_file, dict(LAB_STACK, clients="5", servers="3"))
     assert {"server2", "server3", "client5"} <= graph.names()
     assert graph.inputs("server3-lab")["create"].endswith("--address 10.210.1.12")
 
 
 def test_bad_config_fails_before_any_resource(key_file: Path) -> None:
-    raw = dict(LAB_STACK, clients="lots")
     with pytest.raises(pulumi.RunError, match=r"hashicluster:clients: expected a whole number"):
-        run_program(lambda: program.build(raw, "unit", check_network=False), key_file)
+        lab(key_file, dict(LAB_STACK, clients="lots"))
 
 
 def test_stack_config_reads_this_projects_keys_only(key_file: Path) -> None:
@@ -82,3 +94,53 @@ def test_nspawn_refuses_outside_the_lab_network() -> None:
     else:
         inode = Path("/proc/self/ns/net").stat().st_ino
         assert inode == Path("/run/netns/hcl-lab").stat().st_ino
+
+
+def test_install_order_servers_then_gates_then_clients(key_file: Path) -> None:
+    graph = lab(key_file)
+    assert graph.depends_on("root-server-consul", "root-server-identity")
+    assert graph.depends_on("root-server-consul", "root-server-consul-upload")
+    assert graph.depends_on("consul-servers-ready", "root-server-consul")
+    assert graph.depends_on("root-server-nomad", "consul-servers-ready")
+    assert graph.depends_on("nomad-servers-ready", "root-server-nomad")
+    for client in ("client1", "client2", "client3", "frontend-lb"):
+        # No client step before the servers' gate.
+        assert graph.depends_on(f"{client}-consul", "consul-servers-ready")
+        assert not graph.depends_on(f"{client}-consul", "nomad-servers-ready")
+    for client in ("client1", "client2", "client3"):
+        assert graph.depends_on(f"{client}-nomad", "nomad-servers-ready")
+        assert graph.depends_on(f"{client}-nomad", f"{client}-consul")
+        assert graph.depends_on("cluster-ready", f"{client}-nomad")
+    assert graph.parent_name("cluster-ready") == "root-server"
+    assert graph.parent_name("client2-nomad") == "client2"
+
+
+def test_steps_carry_the_hash_of_what_they_install(key_file: Path) -> None:
+    graph = lab(key_file)
+    step = graph.inputs("client1-nomad")
+    assert step["create"] == step["update"]
+    assert "# nomad 1.6.3 sha256 " + "d" * 64 in step["create"]
+    assert "client {" in step["create"] and "bootstrap_expect" not in step["create"]
+    server = graph.inputs("root-server-consul")["create"]
+    assert "bootstrap_expect = 1" in server and 'retry_join     = ["10.210.1.10"]' in server
+    assert graph.inputs("root-server-consul-upload")["remotePath"] == \
+        "/var/lib/hashicluster/staging/consul-1.14.11"
+    assert len(step["triggers"]) == 1 and len(step["triggers"][0]) == 64
+
+
+def test_one_client_setting_changes_only_that_clients_steps(key_file: Path) -> None:
+    before = lab(key_file)
+    changed = dict(LAB_STACK, clientSettings='{"client2": {"meta": {"rack": "r2"}}}')
+    after = lab(key_file, changed)
+    assert before.changed(after) == {"client2-nomad"}
+    assert 'rack = "r2"' in after.inputs("client2-nomad")["create"]
+    assert before.inputs("client2-nomad")["triggers"] != after.inputs("client2-nomad")["triggers"]
+
+
+def test_a_new_version_changes_every_step_of_that_product_only(key_file: Path) -> None:
+    before = lab(key_file)
+    after = lab(key_file, dict(LAB_STACK, nomad='{"version": "1.6.4", "sha256": "' + "e" * 64 + '"}'))
+    differ = before.changed(after)
+    nomad_nodes = ["root-server", "client1", "client2", "client3"]
+    assert differ == ({f"{n}-nomad" for n in nomad_nodes} | {f"{n}-nomad-upload" for n in nomad_nodes}
+                      | {"nomad-servers-ready"})

@@ -1,0 +1,153 @@
+"""Pure: the shell scripts that install and start an agent, and the gates that wait for health.
+
+Every script checks before it acts (a second run changes nothing), refuses a binary whose
+sha256 is not the pinned one before touching the installed copy, and restarts the
+service only when something it installed changed.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from cluster.config import BinaryPin, InstallSpec
+from cluster.render import File
+
+STAGING = "/var/lib/hashicluster/staging"
+q = shlex.quote
+
+
+def staged_path(pin: BinaryPin) -> str:
+    """Where an uploaded binary waits on the machine until it is verified and installed."""
+    return f"{STAGING}/{pin.product}-{pin.version}"
+
+
+def release_url(install: InstallSpec, pin: BinaryPin) -> str:
+    """The vendor's layout: MIRROR/PRODUCT/VERSION/PRODUCT_VERSION_linux_amd64.zip."""
+    return f"{install.mirror}/{pin.product}/{pin.version}/{pin.product}_{pin.version}_linux_amd64.zip"
+
+
+def _converge_binary(install: InstallSpec, pin: BinaryPin, binary: str) -> list[str]:
+    """Lines that put the pinned binary at /usr/local/bin/PRODUCT, or stop with nothing installed.
+
+    Checks first: with the pinned binary already in place (upload: its sha256; release: the
+    zip's sha256 recorded when it was installed) nothing is fetched or written.
+    """
+    what = f"{pin.product} {pin.version}"
+    target = f"/usr/local/bin/{binary}"
+    put = [f'  install -m 0755 "$new" {target}.new && mv {target}.new {target}; changed=1',
+           '  rm -f "$new"']
+    if install.source == "upload":
+        return [
+            f'if [ "$(sha256sum {target} 2>/dev/null | cut -d" " -f1)" != {q(pin.sha256)} ]; then',
+            f"  new={q(staged_path(pin))}",
+            f'  [ -f "$new" ] || fail "{what}: $new was not uploaded"',
+            '  got=$(sha256sum "$new" | cut -d" " -f1)',
+            f'  [ "$got" = {q(pin.sha256)} ] || fail "{what}: sha256 of the uploaded binary is $got, '
+            f'expected {pin.sha256}; nothing installed"',
+            *put,
+            "fi",
+        ]
+    url = release_url(install, pin)
+    marker = f"{STAGING}/{pin.product}.installed-zip-sha256"
+    return [
+        f'if [ "$(cat {marker} 2>/dev/null)" != {q(pin.sha256)} ] || [ ! -x {target} ]; then',
+        f"  zip={q(STAGING)}/{pin.product}_{pin.version}_linux_amd64.zip",
+        f'  curl -fsSL --retry 3 -o "$zip" {q(url)} || fail "{what}: download of {url} failed"',
+        '  got=$(sha256sum "$zip" | cut -d" " -f1)',
+        f'  [ "$got" = {q(pin.sha256)} ] || {{ rm -f "$zip"; fail "{what}: sha256 of {url} is $got, '
+        f'expected {pin.sha256}; nothing installed"; }}',
+        f"  new={q(STAGING)}/{pin.product}-{pin.version}.bin",
+        f'  unzip -p "$zip" {q(binary)} > "$new" && rm -f "$zip"',
+        *put,
+        f"  echo {q(pin.sha256)} > {marker}",
+        "fi",
+    ]
+
+
+def _put_file(f: File, marker: str) -> list[str]:
+    """Write a file only if its content, mode or owner differ; note the change."""
+    return [
+        f"tmp=$(mktemp) && cat > \"$tmp\" <<'{marker}'",
+        f.content.rstrip("\n"),
+        marker,
+        f'if ! cmp -s "$tmp" {q(f.path)}; then',
+        f"  install -D -m {f.mode} -o {f.owner} -g {f.owner} \"$tmp\" {q(f.path)}; changed=1",
+        "else",
+        f"  chmod {f.mode} {q(f.path)}; chown {f.owner}:{f.owner} {q(f.path)}",
+        "fi",
+        'rm -f "$tmp"',
+    ]
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One agent (consul or nomad) to install on one node."""
+
+    product: str
+    pin: BinaryPin
+    files: list[File]
+    user: str  # the service user ("root" for Nomad clients)
+    data_dir: str
+    ready: str  # shell condition that is true once the local agent works
+    ready_state: str  # shell command that prints the state shown when it never gets ready
+    timeout: int = 120
+
+
+def install_script(agent: Agent, install: InstallSpec) -> str:
+    """Install (or converge) one agent: binary, user, data dir, config, unit, running service."""
+    product = agent.product
+    lines = [
+        "set -eu",
+        f"# {product} {agent.pin.version} sha256 {agent.pin.sha256}",
+        'fail() { echo "error: $*" >&2; exit 1; }',
+        "changed=0",
+        f"mkdir -p {STAGING}",
+        *_converge_binary(install, agent.pin, product),
+    ]
+    if agent.user != "root":
+        lines += [f"id -u {agent.user} >/dev/null 2>&1 || "
+                  f"useradd --system --home-dir {agent.data_dir} --shell /bin/false {agent.user}"]
+    lines += [f"install -d -m 0750 -o {agent.user} -g {agent.user} {agent.data_dir}",
+              f"install -d -m 0750 -o {agent.user} -g {agent.user} /etc/{product}.d"]
+    for f in agent.files:
+        lines += _put_file(f, "HASHICLUSTER_EOF")
+    lines += [
+        'if [ "$changed" = 1 ]; then systemctl daemon-reload; fi',
+        f"systemctl enable --quiet {product}",
+        f'if [ "$changed" = 1 ]; then systemctl restart {product}; else systemctl start {product}; fi',
+        *wait_for(f"the local {product} agent", agent.ready, agent.ready_state, agent.timeout),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def uninstall_script(product: str) -> str:
+    """Stop the agent and remove what install_script put in place (data included)."""
+    return "\n".join([
+        "set -u",
+        f"systemctl disable --now --quiet {product} 2>/dev/null || true",
+        f"rm -rf /etc/{product}.d /opt/{product} /usr/local/bin/{product} "
+        f"/etc/systemd/system/{product}.service {STAGING}/{product}[-_]*",
+        "systemctl daemon-reload",
+    ]) + "\n"
+
+
+def wait_for(what: str, condition: str, state: str, timeout: int) -> list[str]:
+    """Poll `condition` until it holds; after `timeout` seconds, fail with the last state seen."""
+    return [
+        f"deadline=$(( $(date +%s) + {timeout} ))",
+        f"until {condition}; do",
+        '  if [ "$(date +%s)" -ge "$deadline" ]; then',
+        f'    echo "error: {what} not ready after {timeout}s; last state seen:" >&2',
+        f"    ({state}) >&2 2>&1 || true",
+        "    exit 1",
+        "  fi",
+        "  sleep 1",
+        "done",
+        f'echo "{what}: ready"',
+    ]
+
+
+def gate_script(what: str, condition: str, state: str, timeout: int = 180) -> str:
+    """A whole-cluster gate, run on a server: done means working."""
+    return "\n".join(["set -eu", *wait_for(what, condition, state, timeout)]) + "\n"

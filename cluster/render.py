@@ -1,0 +1,78 @@
+"""Pure rendering: the config files of each agent on each node, from templates/ with jinja2.
+
+Consul and Nomad merge every file in their config directory, so each concern has a small
+template of its own (base, server, client) and a node gets only the files of its roles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from cluster.config import ClusterSpec
+from cluster.topology import Node, Role
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,  # HCL and unit files, not HTML
+)
+
+
+@dataclass(frozen=True)
+class File:
+    """One file to put on a machine."""
+
+    path: str
+    content: str
+    mode: str = "0644"
+    owner: str = "root"
+
+
+def _render(template: str, **context: Any) -> str:
+    return _env.get_template(template).render(**context)
+
+
+def consul_files(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[File]:
+    """Consul's config directory and unit for one node (server or client agent)."""
+    server = node.role is Role.SERVER
+    ctx = {"datacenter": spec.datacenter, "node": node, "servers": servers, "server": server}
+    files = [File("/etc/consul.d/consul.hcl", _render("consul/consul.hcl.j2", **ctx), "0640", "consul")]
+    if server:
+        files.append(File("/etc/consul.d/server.hcl", _render("consul/server.hcl.j2", **ctx),
+                          "0640", "consul"))
+    files.append(File("/etc/systemd/system/consul.service", _render("systemd/consul.service.j2", **ctx)))
+    return files
+
+
+def nomad_files(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[File]:
+    """Nomad's config directory and unit for a server or client node."""
+    server = node.role is Role.SERVER
+    interface = f'{{{{ GetAllInterfaces | include \\"address\\" \\"{node.address}\\" | attr \\"name\\" }}}}'
+    ctx = {"datacenter": spec.datacenter, "region": spec.region, "node": node, "servers": servers,
+           "server": server, "settings": spec.client_settings.get(node.name, spec.default_client),
+           "interface_of_address": interface}
+    files = [File("/etc/nomad.d/nomad.hcl", _render("nomad/nomad.hcl.j2", **ctx))]
+    if server:
+        files.append(File("/etc/nomad.d/server.hcl", _render("nomad/server.hcl.j2", **ctx)))
+    else:
+        files.append(File("/etc/nomad.d/client.hcl", _render("nomad/client.hcl.j2", **ctx)))
+    files.append(File("/etc/systemd/system/nomad.service", _render("systemd/nomad.service.j2", **ctx)))
+    return files
+
+
+def digest(files: list[File]) -> str:
+    """A hash over paths, modes, owners and contents: changes when anything installed changes."""
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.path):
+        h.update(f"{f.path}\0{f.mode}\0{f.owner}\0".encode())
+        h.update(f.content.encode())
+        h.update(b"\0")
+    return h.hexdigest()
