@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 from toolchain.errors import ChecksumError, ToolchainError
+from toolchain.manifest import sha256_file
 from toolchain.pins import ReleaseRecipe, ToolPin
 
 _CHUNK = 1 << 20
@@ -66,7 +67,7 @@ def checksum_for(checksums: str, filename: str, where: str) -> str:
     raise ChecksumError(f"{where} lists no sha256 for {filename}; the release is not the one pinned")
 
 
-def download(url: str, dest: Path, expected_sha256: str) -> None:
+def download(url: str, dest: Path, expected: str) -> None:
     """Stream ``url`` into ``dest`` and refuse (deleting it) unless it hashes as expected."""
     digest = hashlib.sha256()
     part = dest.with_name(dest.name + ".part")
@@ -81,11 +82,11 @@ def download(url: str, dest: Path, expected_sha256: str) -> None:
             f"download of {url} failed: {exc}; check the network, or use --source build"
         ) from None
     actual = digest.hexdigest()
-    if actual != expected_sha256:
+    if actual != expected:
         part.unlink(missing_ok=True)
         raise ChecksumError(
             f"refusing {url}: its sha256 is {actual}, but versions.toml pins "
-            f"{expected_sha256}; the download is corrupt or the pin is wrong"
+            f"{expected}; the download is corrupt or the pin is wrong"
         )
     os.replace(part, dest)
 
@@ -101,20 +102,11 @@ def fetch_artefact(pin: ToolPin, downloads: Path, expected: str | None = None) -
     url = artefact_url(pin)
     name = url.rstrip("/").rsplit("/", 1)[-1] or "artefact"
     dest = downloads / f"{expected}-{name}"
-    if dest.is_file() and _sha256(dest) == expected:
+    if dest.is_file() and sha256_file(dest) == expected:
         return dest
     downloads.mkdir(parents=True, exist_ok=True)
     download(url, dest, expected)
     return dest
-
-
-def _sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def unpack(pin: ToolPin, artefact: Path, bin_dir: Path) -> list[str]:
