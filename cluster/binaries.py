@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cluster.config import BinaryPin, ClusterSpec, ConfigError, InstallSource
+from cluster.config import PRODUCT_KEYS, BinaryPin, ClusterSpec, ConfigError, InstallSource
 from toolchain.api import installed
 from toolchain.errors import ToolchainError
 from toolchain.pins import load_pins
 
-PRODUCTS = ("consul", "nomad")
+PRODUCTS = tuple(PRODUCT_KEYS)
 
 
 def defaults(source: InstallSource) -> Mapping[str, BinaryPin]:
@@ -21,6 +21,7 @@ def defaults(source: InstallSource) -> Mapping[str, BinaryPin]:
     result = {}
     for product in PRODUCTS:
         pin = pins.tool(product)
+        url, archive = pin.release.url, "zip" if pin.release.format == "zip" else "binary"
         if source == "release":
             sha = pin.release.sha256 if pin.release.sha256_pinned else ""
         else:
@@ -28,7 +29,7 @@ def defaults(source: InstallSource) -> Mapping[str, BinaryPin]:
                 sha = installed(product).sha256
             except ToolchainError:
                 sha = ""
-        result[product] = BinaryPin(product, pin.version, sha)
+        result[product] = BinaryPin(product, pin.version, sha, url, archive)
     return result
 
 
@@ -39,19 +40,19 @@ def uploads(spec: ClusterSpec) -> dict[str, str]:
         return {}
     paths = {}
     for product in PRODUCTS:
-        pin: BinaryPin = getattr(spec.install, product)
+        pin = spec.install.pin(product)
         try:
             binary = installed(product)
         except ToolchainError as err:
-            raise ConfigError(f"{product}", f"the upload source needs the toolchain's {product}: {err}",
+            raise ConfigError(pin.config_key, f"the upload source needs the toolchain's {product}: {err}",
                               f"python3 -m toolchain ensure {product}") from None
         if binary.version != pin.version:
-            raise ConfigError(f"{product}.version",
+            raise ConfigError(f"{pin.config_key}.version",
                               f"the stack pins {product} {pin.version}, but the toolchain has "
                               f"{binary.version} to upload",
                               f"pin {binary.version}, or provide {pin.version} in toolchain/versions.toml")
         if binary.sha256 != pin.sha256:
-            raise ConfigError(f"{product}.sha256",
+            raise ConfigError(f"{pin.config_key}.sha256",
                               f"the stack pins {pin.sha256 or '(nothing)'}, but the toolchain's {product} "
                               f"{binary.version} ({binary.path}) has sha256 {binary.sha256}",
                               "pin the binary you mean to install, or rebuild the toolchain")

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 NAMESPACE = "hashicluster"
@@ -95,6 +96,19 @@ class BinaryPin:
     product: str
     version: str
     sha256: str = ""
+    # The vendor's download: a URL template with {version}, and "zip" or "binary".
+    url: str = ""
+    archive: str = "zip"
+
+    @property
+    def config_key(self) -> str:
+        """The stack config key that pins this product."""
+        return PRODUCT_KEYS[self.product]
+
+
+# Products the program installs, and the config key that pins each one.
+PRODUCT_KEYS = {"consul": "consul", "nomad": "nomad", "consul-template": "consulTemplate",
+                "cadvisor": "cadvisor"}
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,12 @@ class InstallSpec:
     mirror: str
     consul: BinaryPin
     nomad: BinaryPin
+    consul_template: BinaryPin
+    cadvisor: BinaryPin
+
+    def pin(self, product: str) -> BinaryPin:
+        return {"consul": self.consul, "nomad": self.nomad, "consul-template": self.consul_template,
+                "cadvisor": self.cadvisor}[product]
 
 
 @dataclass(frozen=True)
@@ -121,11 +141,12 @@ class ClusterSpec:
     region: str = "global"
     client_settings: Mapping[str, ClientSettings] = field(default_factory=dict)
     default_client: ClientSettings = ClientSettings()
+    jobs: tuple[str, ...] = ("fib",)
 
 
 # The keys this program reads. Anything else under the namespace is a typo and is refused.
 KEYS = ("domain", "servers", "clients", "datacenter", "region", "machines", "install", "consul",
-        "nomad", "clientSettings")
+        "nomad", "consulTemplate", "cadvisor", "clientSettings", "jobs")
 
 
 def _fix_set(key: str, example: str) -> str:
@@ -271,7 +292,30 @@ def load(raw: Mapping[str, str], stack: str, defaults: PinDefaults | None = None
     return ClusterSpec(stack=stack, domain=domain, servers=servers, clients=clients,
                        machines=machines, datacenter=datacenter, region=region,
                        install=_install(raw, defaults or (lambda source: {})),
-                       client_settings=_client_settings(raw.get("clientSettings"), clients))
+                       client_settings=_client_settings(raw.get("clientSettings"), clients),
+                       jobs=_jobs(raw.get("jobs")))
+
+
+JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
+
+
+def _jobs(raw: str | None) -> tuple[str, ...]:
+    """Job names: each is jobs/<name>.nomad.hcl."""
+    if raw is None:
+        return ("fib",)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("jobs", f"expected a list of job names, got {raw!r}",
+                          "pulumi config set --path 'hashicluster:jobs[0]' fib")
+    for name in value:
+        if not re.match(r"^[a-z0-9][a-z0-9-]*$", name) or not (JOBS_DIR / f"{name}.nomad.hcl").is_file():
+            known = sorted(p.name.removesuffix(".nomad.hcl") for p in JOBS_DIR.glob("*.nomad.hcl"))
+            raise ConfigError("jobs", f"{name!r} is not a job in jobs/ (known: {', '.join(known)})",
+                              "name a file jobs/<name>.nomad.hcl")
+    return tuple(value)
 
 
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
@@ -282,26 +326,29 @@ _META_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$")
 
 def _pin(raw: Mapping[str, str], product: str, default: BinaryPin | None,
          source: InstallSource) -> BinaryPin:
-    obj = _parse_object(product, raw[product], "version", "1.2.3") if product in raw else {}
-    _check_keys(product, obj, ("version", "sha256"))
+    key = PRODUCT_KEYS[product]
+    obj = _parse_object(key, raw[key], "version", "1.2.3") if key in raw else {}
+    _check_keys(key, obj, ("version", "sha256"))
     version = obj.get("version", default.version if default else None)
     if not isinstance(version, str) or not _VERSION_RE.match(version):
-        raise ConfigError(f"{product}.version", f"{version!r} is not a version such as 1.2.3",
-                          _fix_set_path(f"{product}.version", default.version if default else "1.2.3"))
+        raise ConfigError(f"{key}.version", f"{version!r} is not a version such as 1.2.3",
+                          _fix_set_path(f"{key}.version", default.version if default else "1.2.3"))
     sha = obj.get("sha256")
     if sha is None:
         same = default is not None and default.version == version
         sha = default.sha256 if same and default is not None else ""
     if not isinstance(sha, str) or (sha and not _SHA256_RE.match(sha)):
-        raise ConfigError(f"{product}.sha256", f"{sha!r} is not a sha256 (64 lowercase hex digits)",
-                          _fix_set_path(f"{product}.sha256", "<sha256 of the artefact>"))
+        raise ConfigError(f"{key}.sha256", f"{sha!r} is not a sha256 (64 lowercase hex digits)",
+                          _fix_set_path(f"{key}.sha256", "<sha256 of the artefact>"))
     if source == "release" and not sha:
-        sums = f"{DEFAULT_MIRROR}/{product}/{version}/{product}_{version}_SHA256SUMS"
-        raise ConfigError(f"{product}.sha256",
-                          f"no sha256 is pinned for the {product} {version} release zip",
-                          f"pin the linux_amd64 line of {sums}: "
-                          + _fix_set_path(f"{product}.sha256", "<sha256>"))
-    return BinaryPin(product, version, sha)
+        sums = (f"{DEFAULT_MIRROR}/{product}/{version}/{product}_{version}_SHA256SUMS"
+                if product != "cadvisor" else "the release notes")
+        raise ConfigError(f"{key}.sha256",
+                          f"no sha256 is pinned for the {product} {version} release",
+                          f"pin the linux_amd64 value of {sums}: "
+                          + _fix_set_path(f"{key}.sha256", "<sha256>"))
+    url, archive = (default.url, default.archive) if default else ("", "zip")
+    return BinaryPin(product, version, sha, url, archive)
 
 
 def _install(raw: Mapping[str, str], defaults: PinDefaults) -> InstallSpec:
@@ -318,8 +365,10 @@ def _install(raw: Mapping[str, str], defaults: PinDefaults) -> InstallSpec:
         raise ConfigError("install.mirror", f"{mirror!r} is not an http(s) URL",
                           _fix_set_path("install.mirror", DEFAULT_MIRROR))
     known = defaults(source)
-    pins = {p: _pin(raw, p, known.get(p), source) for p in ("consul", "nomad")}
-    return InstallSpec(source=source, mirror=mirror.rstrip("/"), **pins)
+    pins = {p: _pin(raw, p, known.get(p), source) for p in PRODUCT_KEYS}
+    return InstallSpec(source=source, mirror=mirror.rstrip("/"), consul=pins["consul"],
+                       nomad=pins["nomad"], consul_template=pins["consul-template"],
+                       cadvisor=pins["cadvisor"])
 
 
 def _client_settings(raw: str | None, clients: int) -> dict[str, ClientSettings]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from cluster.config import BinaryPin, InstallSpec
+from cluster.config import DEFAULT_MIRROR, BinaryPin, InstallSpec
 from cluster.render import File
 
 STAGING = "/var/lib/hashicluster/staging"
@@ -23,8 +23,12 @@ def staged_path(pin: BinaryPin) -> str:
 
 
 def release_url(install: InstallSpec, pin: BinaryPin) -> str:
-    """The vendor's layout: MIRROR/PRODUCT/VERSION/PRODUCT_VERSION_linux_amd64.zip."""
-    return f"{install.mirror}/{pin.product}/{pin.version}/{pin.product}_{pin.version}_linux_amd64.zip"
+    """The vendor's download. HashiCorp products come from the configured mirror, which has
+    the vendor's layout: MIRROR/PRODUCT/VERSION/PRODUCT_VERSION_linux_amd64.zip."""
+    url = pin.url.format(version=pin.version)
+    if url.startswith(DEFAULT_MIRROR + "/"):
+        url = install.mirror + url[len(DEFAULT_MIRROR):]
+    return url
 
 
 def _converge_binary(install: InstallSpec, pin: BinaryPin, binary: str) -> list[str]:
@@ -52,13 +56,14 @@ def _converge_binary(install: InstallSpec, pin: BinaryPin, binary: str) -> list[
     marker = f"{STAGING}/{pin.product}.installed-zip-sha256"
     return [
         f'if [ "$(cat {marker} 2>/dev/null)" != {q(pin.sha256)} ] || [ ! -x {target} ]; then',
-        f"  zip={q(STAGING)}/{pin.product}_{pin.version}_linux_amd64.zip",
+        f"  zip={q(STAGING)}/{pin.product}-{pin.version}.download",
         f'  curl -fsSL --retry 3 -o "$zip" {q(url)} || fail "{what}: download of {url} failed"',
         '  got=$(sha256sum "$zip" | cut -d" " -f1)',
         f'  [ "$got" = {q(pin.sha256)} ] || {{ rm -f "$zip"; fail "{what}: sha256 of {url} is $got, '
         f'expected {pin.sha256}; nothing installed"; }}',
         f"  new={q(STAGING)}/{pin.product}-{pin.version}.bin",
-        f'  unzip -p "$zip" {q(binary)} > "$new" && rm -f "$zip"',
+        (f'  unzip -p "$zip" {q(binary)} > "$new" && rm -f "$zip"' if pin.archive == "zip"
+         else '  mv "$zip" "$new"'),
         *put,
         f"  echo {q(pin.sha256)} > {marker}",
         "fi",
@@ -82,16 +87,18 @@ def _put_file(f: File, marker: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Agent:
-    """One agent (consul or nomad) to install on one node."""
+    """One service to install on one node: consul, nomad, consul-template, cadvisor, nginx."""
 
-    product: str
-    pin: BinaryPin
+    product: str  # also the systemd unit's name
+    pin: BinaryPin | None  # the binary to put in /usr/local/bin (None: from packages)
     files: list[File]
     user: str  # the service user ("root" for Nomad clients)
-    data_dir: str
-    ready: str  # shell condition that is true once the local agent works
+    data_dir: str | None
+    ready: str  # shell condition that is true once the local service works
     ready_state: str  # shell command that prints the state shown when it never gets ready
     timeout: int = 120
+    packages: tuple[str, ...] = ()  # Debian packages it needs
+    check: str = ""  # a config test that must pass before a (re)start, e.g. `nginx -t`
 
 
 def install_script(agent: Agent, install: InstallSpec) -> str:
@@ -99,19 +106,27 @@ def install_script(agent: Agent, install: InstallSpec) -> str:
     product = agent.product
     lines = [
         "set -eu",
-        f"# {product} {agent.pin.version} sha256 {agent.pin.sha256}",
+        f"# {product} {agent.pin.version} sha256 {agent.pin.sha256}" if agent.pin else f"# {product}",
         'fail() { echo "error: $*" >&2; exit 1; }',
         "changed=0",
         f"mkdir -p {STAGING}",
-        *_converge_binary(install, agent.pin, product),
     ]
+    for package in agent.packages:
+        lines += [f"dpkg -s {package} >/dev/null 2>&1 || "
+                  f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q {package} >/dev/null "
+                  f'|| fail "{product}: cannot install the Debian package {package}"']
+    if agent.pin is not None:
+        lines += _converge_binary(install, agent.pin, product)
     if agent.user != "root":
         lines += [f"id -u {agent.user} >/dev/null 2>&1 || "
                   f"useradd --system --home-dir {agent.data_dir} --shell /bin/false {agent.user}"]
-    lines += [f"install -d -m 0750 -o {agent.user} -g {agent.user} {agent.data_dir}",
-              f"install -d -m 0750 -o {agent.user} -g {agent.user} /etc/{product}.d"]
+    if agent.data_dir:
+        lines += [f"install -d -m 0750 -o {agent.user} -g {agent.user} {agent.data_dir}",
+                  f"install -d -m 0750 -o {agent.user} -g {agent.user} /etc/{product}.d"]
     for f in agent.files:
         lines += _put_file(f, "HASHICLUSTER_EOF")
+    if agent.check:
+        lines += [f'{agent.check} || fail "{product}: the new configuration does not pass `{agent.check}`"']
     lines += [
         'if [ "$changed" = 1 ]; then systemctl daemon-reload; fi',
         f"systemctl enable --quiet {product}",

@@ -14,6 +14,7 @@ from pulumi.runtime import config as runtime_config
 
 from cluster import binaries
 from cluster import config as cfg
+from cluster.jobs import NomadJob
 from cluster.machines import Machine, nspawn
 from cluster.services.agents import agents
 from cluster.services.identity import identity
@@ -46,6 +47,7 @@ class Cluster:
     spec: cfg.ClusterSpec
     machines: list[Machine]
     steps: list[pulumi.CustomResource] = field(default_factory=list)
+    jobs: list[NomadJob] = field(default_factory=list)
 
     @property
     def nodes(self) -> list[Node]:
@@ -53,6 +55,7 @@ class Cluster:
 
     def outputs(self) -> dict[str, Any]:
         root = next(n for n in self.nodes if n.role is Role.SERVER)
+        lb = next(n for n in self.nodes if n.role is Role.LB)
         return {
             "machines": {m.node.name: {"hostname": m.node.hostname, "address": m.node.address,
                                        "role": m.node.role.value, "ssh": m.ssh}
@@ -60,6 +63,10 @@ class Cluster:
             "hostsLines": [f"{n.address} {n.hostname}" for n in self.nodes],
             "consulUi": f"http://{root.address}:8500/ui/",
             "nomadUi": f"http://{root.address}:4646/ui/",
+            "loadBalancer": f"http://{lb.address}/",
+            "consulUiThroughLb": f"http://{lb.address}:8500/ui/",
+            "fibUrl": f"http://{lb.hostname}/fib/10",
+            "cadvisor": {n.name: f"http://{n.address}:8080/" for n in self.nodes if n.role is Role.CLIENT},
             "consulVersion": self.spec.install.consul.version,
             "nomadVersion": self.spec.install.nomad.version,
         }
@@ -81,6 +88,13 @@ def build(raw: Mapping[str, str], stack: str, check_network: bool = True,
     first = {m.node.name: identity(m, cluster.nodes) for m in cluster.machines}
     cluster.steps += list(first.values())
     cluster.steps += agents(spec, cluster.machines, first, uploads)
+    root = next(n for n in cluster.nodes if n.role is Role.SERVER)
+    # Jobs come last: after every machine's steps, the load balancer included.
+    cluster.jobs = [
+        NomadJob(f"job-{name}", hcl=(cfg.JOBS_DIR / f"{name}.nomad.hcl").read_text(),
+                 address=f"http://{root.address}:4646",
+                 opts=pulumi.ResourceOptions(depends_on=list(cluster.steps)))
+        for name in spec.jobs]
     return cluster
 
 

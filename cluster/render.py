@@ -76,3 +76,27 @@ def digest(files: list[File]) -> str:
         h.update(f.content.encode())
         h.update(b"\0")
     return h.hexdigest()
+
+
+def cadvisor_files(node: Node) -> list[File]:
+    """cAdvisor's unit on a client: port 8080 on the node's address."""
+    return [File("/etc/systemd/system/cadvisor.service", _render("systemd/cadvisor.service.j2", node=node))]
+
+
+def loadbalancer_files(node: Node, servers: list[Node]) -> tuple[list[File], list[File]]:
+    """The load balancer's files: (nginx's, consul-template's).
+
+    services.ctmpl (upstreams) and locations.ctmpl (routes) are consul-template's own (Go)
+    templates, copied as they are: generic, they route every service tagged `lb` to
+    /<service>/.
+    """
+    ctx = {"node": node, "consul_ui_upstreams": [f"{s.address}:8500" for s in servers]}
+    nginx = [File("/etc/nginx/nginx.conf", _render("lb/nginx.conf.j2", **ctx))]
+    consul_template = [
+        File("/etc/consul-template.d/consul-template.hcl", _render("lb/consul-template.hcl.j2", **ctx)),
+        File("/etc/consul-template.d/services.ctmpl", (TEMPLATES / "lb" / "services.ctmpl").read_text()),
+        File("/etc/consul-template.d/locations.ctmpl", (TEMPLATES / "lb" / "locations.ctmpl").read_text()),
+        File("/etc/systemd/system/consul-template.service",
+             _render("systemd/consul-template.service.j2", **ctx)),
+    ]
+    return nginx, consul_template

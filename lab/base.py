@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from lab import deps, log, mounts, proc
@@ -19,9 +21,16 @@ PACKAGES = (
     # what makes a machine usable like a small VM (each is small)
     "iproute2", "iputils-ping", "netbase", "python3", "ca-certificates", "curl", "procps",
     "less", "sudo", "unzip", "iptables",
+    # what some machines run, installed everywhere because machines have no internet; the
+    # load balancer's reverse proxy (http proxy and upstream modules are built into `nginx`;
+    # nginx-light only adds the echo module)
+    "nginx",
 )
 # Units that only make sense with internet access (the lab has none).
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer")
+# Units of PACKAGES that stay off unless the program turns them on (`systemctl enable --now`
+# on the machines that need them).
+DISABLED_UNITS = ("nginx.service",)
 SSHD_CONFIG = """\
 # Lab machines: root logs in with the lab key only; one host key type for every client.
 PermitRootLogin prohibit-password
@@ -92,23 +101,79 @@ def host_mirror(suite: str, apt_dir: Path = Path("/etc/apt")) -> str:
     return DEFAULT_MIRROR
 
 
+def recipe_hash(packages: Iterable[str] = PACKAGES, masked: Iterable[str] = MASKED_UNITS,
+                disabled: Iterable[str] = DISABLED_UNITS) -> str:
+    """8 hex digits naming what goes into a base: the include list and the units turned off.
+
+    Order and repeats do not matter; any added, removed or renamed entry changes it.
+    """
+    text = "\n".join([",".join(sorted(set(packages))), ",".join(sorted(set(masked))),
+                      ",".join(sorted(set(disabled)))])
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def key(suite: str) -> str:
+    """The cache key of the current base of SUITE: `<suite>-<recipe hash>`."""
+    return f"{check_suite(suite)}-{recipe_hash()}"
+
+
+def path(paths: Paths, suite: str) -> Path:
+    """Where the current base of SUITE lives: <cache>/lab/base-<suite>-<recipe hash>.
+
+    A change to PACKAGES or to the units turned off gives a new path, so the next `base` or
+    `up` builds it; machines made from an older base keep theirs (their record names it).
+    """
+    return paths.base(key(suite))
+
+
+def is_ready(base: Path) -> bool:
+    """True if BASE is a finished base (a build renames it into place only when done)."""
+    return (base / "etc" / "os-release").exists()
+
+
 def ensure(paths: Paths, suite: str, mirror: str | None = None) -> Path:
     """The base for SUITE, built first if it is missing. The caller holds the global lock."""
-    base = paths.base(check_suite(suite))
-    if (base / "etc" / "os-release").exists():
+    base = path(paths, suite)
+    if is_ready(base):
         return base
     return build(paths, suite, mirror)
+
+
+def for_machine(paths: Paths, name: str, suite: str, recorded: str | None,
+                mirror: str | None = None) -> Path:
+    """The base machine NAME boots from. The caller holds the global lock.
+
+    A machine that exists keeps the base it was made from (RECORDED), even once the current
+    base of its suite has a newer recipe; a new machine gets the current base, built if needed.
+    """
+    if recorded is None:
+        return ensure(paths, suite, mirror)
+    base = Path(recorded)
+    if not is_ready(base):
+        raise LabError(f"machine {name!r} was made from the base {base}, which is gone",
+                       f"`python3 -m lab down {name}` and `up` it again (on the current base)")
+    return base
+
+
+def older_bases(paths: Paths, suite: str) -> list[Path]:
+    """Cached bases of SUITE other than the current one (older recipes, the unkeyed one)."""
+    if not paths.base_dir.is_dir():
+        return []
+    current = path(paths, suite)
+    pattern = re.compile(rf"^base-{re.escape(suite)}(-[0-9a-f]{{8}})?$")
+    return sorted(p for p in paths.base_dir.iterdir()
+                  if p != current and pattern.match(p.name) and p.is_dir())
 
 
 def build(paths: Paths, suite: str, mirror: str | None = None) -> Path:
     """debootstrap SUITE into a temporary directory, prepare it, rename it into place."""
     deps.require_root()
     deps.require(*deps.BASE_PROGRAMS)
-    base = paths.base(suite)
+    base = path(paths, suite)
     mirror = mirror or host_mirror(suite)
     paths.base_dir.mkdir(parents=True, exist_ok=True)
-    remove_partial_builds(paths, suite)
-    tmp = paths.base_dir / f".base-{suite}.building-{os.getpid()}"
+    remove_partial_builds(paths)
+    tmp = paths.base_dir / f".{base.name}.building-{os.getpid()}"
     log.info(f"building the lab base {base} from {mirror} (debootstrap, about a minute)")
     start = time.monotonic()
     try:
@@ -116,20 +181,52 @@ def build(paths: Paths, suite: str, mirror: str | None = None) -> Path:
         proc.run_visible(["debootstrap", "--variant=minbase", f"--include={include}", suite,
                           str(tmp), mirror],
                          fix=f"check that {mirror} is reachable, or pass --mirror URL")
+        stop_processes_in(tmp)
         prepare(tmp)
         if base.exists():
             raise LabError(f"{base} appeared while building", "run `python3 -m lab base` again")
         os.rename(tmp, base)
     finally:
         if tmp.exists():
+            stop_processes_in(tmp)
             _remove_tree(tmp)
     log.info(f"base ready in {time.monotonic() - start:.0f} s: {base}")
+    older = older_bases(paths, suite)
+    if older:
+        log.info(f"older bases kept (machines made from them go on using them): "
+                 f"{' '.join(p.name for p in older)} (`clean-all --purge` removes them)")
     return base
+
+
+def processes_in(root: Path) -> list[proc.Process]:
+    """Processes whose root directory is ROOT or below it (daemons a package started there)."""
+    found = []
+    for p in proc.processes():
+        try:
+            proc_root = Path(os.readlink(f"/proc/{p.pid}/root"))
+        except OSError:
+            continue
+        if proc_root == root or root in proc_root.parents:
+            found.append(p)
+    return found
+
+
+def stop_processes_in(root: Path) -> None:
+    """Stop anything a package's maintainer script left running in the chroot ROOT.
+
+    debootstrap forbids service starts while it installs (policy-rc.d), so normally there is
+    nothing; a daemon left there would run in the host's network namespace.
+    """
+    left = processes_in(root)
+    if left:
+        log.info(f"stopping processes left running in {root}: "
+                 f"{', '.join(f'{p.pid} ({p.exe_name})' for p in left)}")
+        proc.terminate([p.pid for p in left], 5)
 
 
 def remove_partial_builds(paths: Paths, suite: str | None = None) -> None:
     """Remove what interrupted builds left (with anything debootstrap mounted there)."""
-    pattern = f".base-{suite}.building-*" if suite else ".base-*.building-*"
+    pattern = f".base-{suite}*.building-*" if suite else ".base-*.building-*"
     if paths.base_dir.is_dir():
         for partial in paths.base_dir.glob(pattern):
             builder = partial.name.rsplit("-", 1)[-1]
@@ -164,6 +261,19 @@ def prepare(root: Path) -> None:
         link = etc / "systemd" / "system" / unit
         link.unlink(missing_ok=True)
         link.symlink_to("/dev/null")
+    for unit in DISABLED_UNITS:
+        disable_unit(root, unit)
     (root / "root" / ".ssh").mkdir(mode=0o700, exist_ok=True)
     for deb in (root / "var" / "cache" / "apt" / "archives").glob("*.deb"):
         deb.unlink()
+
+
+def disable_unit(root: Path, unit: str) -> None:
+    """`systemctl disable UNIT`, offline: remove the links that pull it in at boot.
+
+    The unit stays installed and can be enabled (`systemctl enable --now UNIT`). Debian's
+    postinst enables a service through /etc/systemd/system/*.wants/ links; its SysV rc.d links
+    do not count where systemd finds the native unit.
+    """
+    for link in (root / "etc" / "systemd" / "system").glob(f"*.wants/{unit}"):
+        link.unlink()

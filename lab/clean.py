@@ -100,5 +100,5 @@ def _rmtree(path: Path) -> None:
 
 
 def remove_base(paths: Paths, suite: str) -> None:
-    """Delete the cached base of SUITE (for `base --rebuild`)."""
-    _rmtree(paths.base(suite))
+    """Delete the current cached base of SUITE (for `base --rebuild`)."""
+    _rmtree(base.path(paths, suite))

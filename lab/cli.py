@@ -33,8 +33,8 @@ examples:
   python3 -m lab clean-all
 
 environment: HASHICLUSTER_CACHE (default /var/cache/hashicluster; the base is in
-<cache>/lab/base-<suite>), HASHICLUSTER_LAB_STATE (default /var/lib/hashicluster/lab),
-HASHICLUSTER_LAB_RUNTIME (default /run/hashicluster/lab).
+<cache>/lab/base-<suite>-<hash of its package list>), HASHICLUSTER_LAB_STATE (default
+/var/lib/hashicluster/lab), HASHICLUSTER_LAB_RUNTIME (default /run/hashicluster/lab).
 """
 FORWARD_HELP = """\
 Loopback forwards from the host's network namespace into the lab.
@@ -74,7 +74,8 @@ def parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("deps", help="apt-get install the host packages the lab needs")
 
-    b = verbs.add_parser("base", help="build the cached base root filesystem (if missing)")
+    b = verbs.add_parser("base", help="build the cached base root filesystem (if missing); "
+                         "prints its path")
     b.add_argument("--suite", default=DEFAULT_SUITE, help="Debian suite (default: %(default)s)")
     b.add_argument("--mirror", help="Debian mirror URL (default: the one the host's apt uses)")
     b.add_argument("--rebuild", action="store_true",
@@ -138,10 +139,11 @@ def parser() -> argparse.ArgumentParser:
 def _cmd_base(paths: Paths, args: argparse.Namespace) -> int:
     suite = base.check_suite(args.suite)
     deps.require_root()
+    current = base.path(paths, suite)
     with machines.global_lock(paths):
-        if args.rebuild and paths.base(suite).exists():
+        if args.rebuild and current.exists():
             users = [n for n in machines.names(paths)
-                     if (r := machines.load(paths, n)) is None or r.base == str(paths.base(suite))]
+                     if (r := machines.load(paths, n)) is None or r.base == str(current)]
             if users:
                 raise LabError(f"machines {', '.join(users)} use the base", "`python3 -m lab "
                                "clean-all` (or `down` them) before --rebuild")

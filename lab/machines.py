@@ -286,7 +286,7 @@ def _reserve(paths: Paths, name: str, addr: ipaddress.IPv4Address, prefix_len: i
             _check_same(rec, str(addr), prefix_len, hostname)
         else:
             _validate_new(paths, name, addr)
-        base_dir = base.ensure(paths, suite, mirror)
+        base_dir = base.for_machine(paths, name, suite, rec.base if rec else None, mirror)
         sshkeys.ensure_key(paths)
         netns.ensure_switch()
         ensure_nspawn_tmpfs(paths)

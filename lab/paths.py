@@ -28,9 +28,9 @@ class Paths:
         runtime = Path(os.environ.get("HASHICLUSTER_LAB_RUNTIME") or DEFAULT_RUNTIME)
         return cls(cache=cache.absolute(), state=state.absolute(), runtime=runtime.absolute())
 
-    def base(self, suite: str) -> Path:
-        """The cached base root filesystem for a Debian suite."""
-        return self.cache / "lab" / f"base-{suite}"
+    def base(self, key: str) -> Path:
+        """The cached base root filesystem with KEY (`<suite>-<recipe hash>`, see lab.base)."""
+        return self.cache / "lab" / f"base-{key}"
 
     @property
     def base_dir(self) -> Path:

@@ -1,9 +1,10 @@
-"""Consul and Nomad agents on every machine, and the gates between the tiers.
+"""Every service on every machine, and the gates between the tiers.
 
 Order: Consul servers -> (gate: leader, all servers alive) -> Nomad servers -> (gate) ->
-Consul clients on the load balancer and the clients, Nomad clients -> (gate: every member
-alive, every Nomad node ready). Each agent install is one remote Command per machine whose
-`triggers` carry the hash of what it installs, so a change re-runs exactly that step.
+Consul clients on the load balancer and the clients, Nomad clients and cAdvisor on the
+clients -> (gate: every member alive, every Nomad node ready) -> the load balancer's nginx
+and consul-template. Each install is one remote Command per machine whose `triggers` carry
+the hash of what it installs, so a change re-runs exactly that step.
 """
 
 from __future__ import annotations
@@ -43,10 +44,30 @@ def _nomad_agent(spec: ClusterSpec, node: Node, servers: list[Node]) -> install.
         ready_state=f"NOMAD_ADDR={url} nomad agent-info | head -40; journalctl -u nomad -n 20 --no-pager")
 
 
-def _binary(machine: Machine, spec: ClusterSpec, pin: BinaryPin,
+def _cadvisor(spec: ClusterSpec, node: Node) -> install.Agent:
+    return install.Agent(
+        product="cadvisor", pin=spec.install.cadvisor, files=render.cadvisor_files(node), user="root",
+        data_dir=None, ready=f"curl -sf http://{node.address}:8080/healthz >/dev/null",
+        ready_state="journalctl -u cadvisor -n 20 --no-pager")
+
+
+def _loadbalancer(spec: ClusterSpec, node: Node, servers: list[Node]) -> tuple[install.Agent, install.Agent]:
+    nginx_files, template_files = render.loadbalancer_files(node, servers)
+    nginx = install.Agent(
+        product="nginx", pin=None, files=nginx_files, user="root", data_dir=None, packages=("nginx",),
+        check="nginx -t -q", ready=f"curl -sf http://{node.address}/health >/dev/null",
+        ready_state="nginx -t; journalctl -u nginx -n 20 --no-pager")
+    consul_template = install.Agent(
+        product="consul-template", pin=spec.install.consul_template, files=template_files, user="root",
+        data_dir=None, ready="[ -e /etc/nginx/conf.d/services.conf ]",
+        ready_state="journalctl -u consul-template -n 20 --no-pager")
+    return nginx, consul_template
+
+
+def _binary(machine: Machine, spec: ClusterSpec, pin: BinaryPin | None,
             local_path: str | None) -> remote.CopyToRemote | None:
     """With the `upload` source, copy the controller's binary to the machine's staging dir."""
-    if spec.install.source != "upload" or local_path is None:
+    if pin is None or spec.install.source != "upload" or local_path is None:
         return None
     return remote.CopyToRemote(
         f"{machine.node.name}-{pin.product}-upload",
@@ -62,7 +83,8 @@ def _agent_step(machine: Machine, spec: ClusterSpec, agent: install.Agent,
                 uploads: Mapping[str, str], after: Sequence[pulumi.Resource]) -> remote.Command:
     upload = _binary(machine, spec, agent.pin, uploads.get(agent.product))
     script = install.install_script(agent, spec.install)
-    digest = hashlib.sha256(f"{agent.pin.sha256}\0{render.digest(agent.files)}".encode()).hexdigest()
+    binary = f"{agent.pin.version} {agent.pin.sha256}" if agent.pin else ""
+    digest = hashlib.sha256(f"{binary}\0{render.digest(agent.files)}".encode()).hexdigest()
     return remote.Command(
         f"{machine.node.name}-{agent.product}",
         connection=machine.connection,
@@ -123,6 +145,8 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
         if m.node.role is Role.CLIENT:
             client_steps.append(_agent_step(m, spec, _nomad_agent(spec, m.node, server_nodes), uploads,
                                             [consul, nomad_gate]))
+            client_steps.append(_agent_step(m, spec, _cadvisor(spec, m.node), uploads,
+                                            [identity[m.node.name]]))
     clients = [m for m in machines if m.node.role is Role.CLIENT]
     cluster_gate = _gate("cluster-ready", root, install.gate_script(
         "the cluster",
@@ -134,4 +158,10 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
         # (each waits for its own agent to work), not this gate.
         [len(servers), len(others), len(clients)])
     steps += [*client_steps, cluster_gate]
+
+    for m in others:
+        if m.node.role is Role.LB:
+            nginx, consul_template = _loadbalancer(spec, m.node, server_nodes)
+            nginx_step = _agent_step(m, spec, nginx, uploads, [cluster_gate])
+            steps += [nginx_step, _agent_step(m, spec, consul_template, uploads, [nginx_step])]
     return steps

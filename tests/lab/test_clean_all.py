@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
-from lab import proc
+from lab import base, proc
 
 from .conftest import Lab, inside_lab_switch, needs_root_and_nspawn, other_lab_machines
 
@@ -39,3 +40,24 @@ def test_clean_all_after_a_crash_leaves_nothing(lab: Lab) -> None:
     assert lab.run("forward", "--list").stdout == ""
     assert (lab.state / "ssh" / "id_ed25519").exists(), "clean-all keeps the SSH key"
     lab.run("clean-all")  # nothing left: still fine
+
+
+def test_clean_all_purge_removes_every_base(lab: Lab, tmp_path: Path) -> None:
+    if inside_lab_switch():
+        pytest.skip("clean-all removes hcl-lab, which this test process runs in")
+    others = other_lab_machines(lab)
+    if others:
+        pytest.skip(f"clean-all would destroy other lab machines: {', '.join(others)}")
+    cache, state = tmp_path / "cache", tmp_path / "state"
+    bases = ["base-bookworm", "base-bookworm-0123abcd", f"base-{base.key('bookworm')}",
+             "base-trixie-89abcdef", ".base-bookworm-0123abcd.building-999999999"]
+    for name in bases:
+        (cache / "lab" / name / "etc").mkdir(parents=True)
+    (state / "ssh").mkdir(parents=True)
+    (state / "ssh" / "id_ed25519").write_text("key")
+    env = dict(lab.env, HASHICLUSTER_CACHE=str(cache), HASHICLUSTER_LAB_STATE=str(state),
+               HASHICLUSTER_LAB_RUNTIME=str(tmp_path / "run"))
+    purge = Lab(state=state, runtime=tmp_path / "run", env=env).run("clean-all", "--purge")
+    assert "base and SSH key removed too" in purge.stderr
+    assert not (cache / "lab").exists()
+    assert not state.exists()

@@ -90,10 +90,88 @@ def test_paths_follow_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("HASHICLUSTER_LAB_STATE", str(tmp_path / "state"))
     monkeypatch.delenv("HASHICLUSTER_LAB_RUNTIME", raising=False)
     p = Paths.from_env()
-    assert p.base("bookworm") == tmp_path / "cache" / "lab" / "base-bookworm"
+    assert p.base("bookworm-0123abcd") == tmp_path / "cache" / "lab" / "base-bookworm-0123abcd"
+    assert base.path(p, "bookworm") == \
+        tmp_path / "cache" / "lab" / f"base-bookworm-{base.recipe_hash()}"
     assert p.private_key == tmp_path / "state" / "ssh" / "id_ed25519"
     assert p.machine("m") == tmp_path / "state" / "machines" / "m"
     assert p.runtime == Path("/run/hashicluster/lab")
+
+
+def test_base_key_is_the_suite_and_a_hash_of_the_recipe() -> None:
+    digest = base.recipe_hash()
+    assert len(digest) == 8 and int(digest, 16) >= 0
+    assert base.key("bookworm") == f"bookworm-{digest}"
+    assert base.recipe_hash(reversed(base.PACKAGES)) == digest, "order does not matter"
+    assert base.recipe_hash([*base.PACKAGES, "curl"]) == digest, "neither do repeats"
+    assert base.recipe_hash([*base.PACKAGES, "jq"]) != digest
+    assert base.recipe_hash([p for p in base.PACKAGES if p != "nginx"]) != digest
+    assert base.recipe_hash(disabled=()) != digest
+    assert base.recipe_hash(masked=()) != digest
+    with pytest.raises(LabError, match="suite"):
+        base.key("../etc")
+
+
+def test_the_base_has_nginx_turned_off() -> None:
+    assert "nginx" in base.PACKAGES
+    assert "nginx.service" in base.DISABLED_UNITS
+
+
+def _fake_base(path: Path) -> Path:
+    (path / "etc").mkdir(parents=True)
+    (path / "etc" / "os-release").write_text("ID=debian\n")
+    return path
+
+
+def test_ensure_returns_a_ready_base_without_building(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = Paths(cache=tmp_path, state=tmp_path / "state", runtime=tmp_path / "run")
+
+    def no_build(*args: object) -> Path:
+        raise AssertionError("built although the base was there")
+
+    monkeypatch.setattr(base, "build", no_build)
+    current = _fake_base(base.path(paths, "bookworm"))
+    assert base.ensure(paths, "bookworm") == current
+    assert base.for_machine(paths, "m", "bookworm", None) == current
+    # a machine made from an older base keeps it ...
+    older = _fake_base(paths.base("bookworm"))
+    assert base.for_machine(paths, "m", "bookworm", str(older)) == older
+    # ... and is told what to do when it is gone
+    gone = tmp_path / "lab" / "base-bookworm-00000000"
+    with pytest.raises(LabError, match=r"'m' was made from the base .*, which is gone") as err:
+        base.for_machine(paths, "m", "bookworm", str(gone))
+    assert "python3 -m lab down m" in (err.value.fix or "")
+
+
+def test_older_bases_are_the_other_keys_of_the_suite(tmp_path: Path) -> None:
+    paths = Paths(cache=tmp_path, state=tmp_path / "state", runtime=tmp_path / "run")
+    assert base.older_bases(paths, "bookworm") == []
+    for name in ("base-bookworm", "base-bookworm-0123abcd", "base-trixie-0123abcd",
+                 f"base-{base.key('bookworm')}", ".base-bookworm-0123abcd.building-12"):
+        (paths.base_dir / name).mkdir(parents=True)
+    (paths.base_dir / "base-bookworm-89abcdef").write_text("not a directory")
+    assert [p.name for p in base.older_bases(paths, "bookworm")] == [
+        "base-bookworm", "base-bookworm-0123abcd"]
+
+
+def test_disable_unit_removes_only_its_boot_links(tmp_path: Path) -> None:
+    system = tmp_path / "etc" / "systemd" / "system"
+    units = tmp_path / "lib" / "systemd" / "system"
+    units.mkdir(parents=True)
+    for unit in ("nginx.service", "ssh.service"):
+        (units / unit).write_text("[Unit]\n")
+    for wants in ("multi-user.target.wants", "graphical.target.wants"):
+        (system / wants).mkdir(parents=True)
+        (system / wants / "nginx.service").symlink_to("/lib/systemd/system/nginx.service")
+    (system / "multi-user.target.wants" / "ssh.service").symlink_to(
+        "/lib/systemd/system/ssh.service")
+    base.disable_unit(tmp_path, "nginx.service")
+    assert sorted(str(p.relative_to(system)) for p in system.rglob("*")) == [
+        "graphical.target.wants", "multi-user.target.wants",
+        "multi-user.target.wants/ssh.service"]
+    assert (units / "nginx.service").exists(), "the unit stays installed"
+    base.disable_unit(tmp_path, "nginx.service")  # already off: still fine
 
 
 def test_host_mirror_reads_deb822_and_one_line_sources(tmp_path: Path) -> None:

@@ -20,8 +20,7 @@ from toolchain.api import installed
 from toolchain.errors import ToolchainError
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-PINS = {"consul": cfg.BinaryPin("consul", "1.14.11", "c" * 64),
-        "nomad": cfg.BinaryPin("nomad", "1.6.3", "d" * 64)}
+PINS = {product: cfg.BinaryPin(product, "1.0.0", "c" * 64) for product in cfg.PRODUCT_KEYS}
 
 
 def spec(servers: int, settings: str | None = None) -> cfg.ClusterSpec:
@@ -44,6 +43,11 @@ def files_for(s: cfg.ClusterSpec, node: Node) -> list[render.File]:
     files = render.consul_files(s, node, servers)
     if node.role is not Role.LB:
         files += render.nomad_files(s, node, servers)
+    if node.role is Role.CLIENT:
+        files += render.cadvisor_files(node)
+    if node.role is Role.LB:
+        nginx, consul_template = render.loadbalancer_files(node, servers)
+        files += nginx + consul_template
     return files
 
 

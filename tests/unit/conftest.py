@@ -19,13 +19,22 @@ NOMAD_SHA = "d" * 64
 
 def fake_pins(source: InstallSource) -> dict[str, BinaryPin]:
     """Stands in for the toolchain's pins (unit tests do not need a built toolchain)."""
-    return {"consul": BinaryPin("consul", "1.14.11", CONSUL_SHA),
-            "nomad": BinaryPin("nomad", "1.6.3", NOMAD_SHA)}
+    mirror = "https://releases.hashicorp.com"
+    return {
+        "consul": BinaryPin("consul", "1.14.11", CONSUL_SHA,
+                            mirror + "/consul/{version}/consul_{version}_linux_amd64.zip"),
+        "nomad": BinaryPin("nomad", "1.6.3", NOMAD_SHA,
+                           mirror + "/nomad/{version}/nomad_{version}_linux_amd64.zip"),
+        "consul-template": BinaryPin("consul-template", "0.42.1", "a" * 64),
+        "cadvisor": BinaryPin("cadvisor", "0.49.1", "b" * 64, "https://example.invalid/cadvisor-v{version}",
+                              "binary"),
+    }
 
 
 def fake_binaries(spec: ClusterSpec) -> dict[str, str]:
     """Stands in for the toolchain's binaries to upload: this file will do as the asset."""
-    return {"consul": __file__, "nomad": __file__} if spec.install.source == "upload" else {}
+    products = ("consul", "nomad", "consul-template", "cadvisor")
+    return {p: __file__ for p in products} if spec.install.source == "upload" else {}
 
 
 @pytest.fixture

@@ -41,8 +41,13 @@ def test_lab_stack_graph(key_file: Path) -> None:
     agents = {f"{n}-consul" for n in NODES} | {f"{n}-consul-upload" for n in NODES}
     agents |= {f"{n}-nomad" for n in NODES if n != "frontend-lb"}
     agents |= {f"{n}-nomad-upload" for n in NODES if n != "frontend-lb"}
+    agents |= {f"client{i}-cadvisor" for i in (1, 2, 3)} | {f"client{i}-cadvisor-upload" for i in (1, 2, 3)}
+    agents |= {"frontend-lb-nginx", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}
     gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready"}
-    assert graph.names() == expected | agents | gates
+    assert graph.names() == expected | agents | gates | {"job-fib"}
+    # Jobs come after every step, the load balancer's included.
+    assert graph.depends_on("job-fib", "frontend-lb-consul-template")
+    assert graph.depends_on("job-fib", "cluster-ready")
 
 
 def test_lab_commands_name_stack_machine_and_address(key_file: Path) -> None:
@@ -112,6 +117,10 @@ def test_install_order_servers_then_gates_then_clients(key_file: Path) -> None:
         assert graph.depends_on(f"{client}-nomad", f"{client}-consul")
         assert graph.depends_on("cluster-ready", f"{client}-nomad")
     assert graph.parent_name("cluster-ready") == "root-server"
+    # The load balancer comes after the whole cluster works; consul-template after nginx.
+    assert graph.depends_on("frontend-lb-nginx", "cluster-ready")
+    assert graph.depends_on("frontend-lb-consul-template", "frontend-lb-nginx")
+    assert graph.depends_on("frontend-lb-consul-template", "frontend-lb-consul-template-upload")
     assert graph.parent_name("client2-nomad") == "client2"
 
 

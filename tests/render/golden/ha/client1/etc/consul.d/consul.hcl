@@ -4,6 +4,7 @@ node_name      = "client1"
 data_dir       = "/opt/consul"
 bind_addr      = "10.210.1.31"
 advertise_addr = "10.210.1.31"
+
 client_addr    = "127.0.0.1 10.210.1.31"
 retry_join     = ["10.210.1.10", "10.210.1.11", "10.210.1.12"]
 log_level      = "INFO"

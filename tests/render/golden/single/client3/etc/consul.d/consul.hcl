@@ -4,6 +4,7 @@ node_name      = "client3"
 data_dir       = "/opt/consul"
 bind_addr      = "10.210.1.33"
 advertise_addr = "10.210.1.33"
+
 client_addr    = "127.0.0.1 10.210.1.33"
 retry_join     = ["10.210.1.10"]
 log_level      = "INFO"

@@ -1,0 +1,119 @@
+"""The demo end to end: fib scheduled by Nomad, found in Consul, reached through the load balancer."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .conftest import STACK, Project
+
+LB = "10.210.9.20"
+CLIENTS = {"client1": "10.210.9.31", "client2": "10.210.9.32", "client3": "10.210.9.33"}
+NOMAD = "NOMAD_ADDR=http://10.210.9.10:4646"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def fib(n: int) -> int:
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+
+
+def get(project: Project, url: str, timeout: int = 5) -> tuple[int, str]:
+    """An HTTP GET from inside the lab network (from the load balancer machine's neighbour:
+    the driver namespace), returning (status, body)."""
+    proc = project.lab("exec", "--", "curl", "-s", "-m", str(timeout), "-o", "/dev/stdout",
+                       "-w", "\\n%{http_code}", url, check=False)
+    body, _, code = proc.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+def on_server(project: Project, command: str) -> str:
+    return project.lab("ssh", f"{STACK}-root-server", command).stdout
+
+
+def test_fib_through_the_load_balancer(project: Project, cluster: dict[str, Any]) -> None:
+    instances = set()
+    for n in (0, 1, 10, 50, 90):
+        status, body = get(project, f"http://{LB}/fib/{n}")
+        assert status == 200, body
+        answer = json.loads(body)
+        assert answer["fib"] == fib(n)
+        instances.add(answer["instance"])
+    for _ in range(12):
+        instances.add(json.loads(get(project, f"http://{LB}/fib/5")[1])["instance"])
+    assert len(instances) >= 2, instances
+
+
+def test_hostname_of_the_load_balancer_resolves_on_the_machines(project: Project,
+                                                                cluster: dict[str, Any]) -> None:
+    out = project.lab("ssh", f"{STACK}-client1", "curl -s -m 5 http://frontend.lb.demo/fib/10").stdout
+    assert json.loads(out)["fib"] == 55
+
+
+def test_nomad_runs_three_fib_allocations(project: Project, cluster: dict[str, Any]) -> None:
+    allocs = json.loads(on_server(project, f"{NOMAD} nomad job allocs -json fib"))
+    running = [a for a in allocs if a["ClientStatus"] == "running"]
+    assert len(running) == 3, [(a["ID"][:8], a["ClientStatus"]) for a in allocs]
+
+
+def test_consul_ui_through_the_load_balancer(project: Project, cluster: dict[str, Any]) -> None:
+    status, body = get(project, f"http://{LB}:8500/ui/")
+    assert status == 200 and "Consul" in body
+    status, body = get(project, f"http://{LB}:8500/v1/status/leader")
+    assert status == 200 and "10.210.9.10:8300" in body
+
+
+def test_cadvisor_on_every_client(project: Project, cluster: dict[str, Any]) -> None:
+    for address in CLIENTS.values():
+        status, body = get(project, f"http://{address}:8080/healthz")
+        assert (status, body.strip()) == (200, "ok")
+        status, body = get(project, f"http://{address}:8080/metrics")
+        assert status == 200 and "container_cpu_usage_seconds_total" in body
+
+
+def test_a_stopped_allocation_is_routed_around_and_replaced(project: Project,
+                                                            cluster: dict[str, Any]) -> None:
+    allocs = json.loads(on_server(project, f"{NOMAD} nomad job allocs -json fib"))
+    victim = next(a for a in allocs if a["ClientStatus"] == "running")
+    project.lab("ssh", f"{STACK}-root-server", f"{NOMAD} nomad alloc stop -detach {victim['ID']}")
+    failures, total, deadline = 0, 0, time.monotonic() + 30
+    replaced = False
+    while time.monotonic() < deadline:
+        status, _ = get(project, f"http://{LB}/fib/20", timeout=3)
+        total += 1
+        failures += status != 200
+        allocs = json.loads(on_server(project, f"{NOMAD} nomad job allocs -json fib"))
+        running = [a for a in allocs if a["ClientStatus"] == "running" and a["ID"] != victim["ID"]]
+        if len(running) == 3:
+            replaced = True
+            break
+    print(f"failover: {failures} failed of {total} requests while an allocation was replaced")
+    assert replaced, "Nomad did not replace the stopped allocation within 30 s"
+    assert failures == 0
+
+
+def test_a_second_tagged_service_is_routed_without_template_changes(project: Project,
+                                                                    cluster: dict[str, Any]) -> None:
+    job = (FIXTURES / "echo.nomad.hcl").read_text()
+    run_job = f"cat > /tmp/echo.nomad.hcl <<'EOF'\n{job}\nEOF\n{NOMAD} nomad job run /tmp/echo.nomad.hcl"
+    project.lab("ssh", f"{STACK}-root-server", run_job)
+    deadline = time.monotonic() + 60
+    status, body = 0, ""
+    while time.monotonic() < deadline:
+        status, body = get(project, f"http://{LB}/echo/hello")
+        if status == 200:
+            break
+        time.sleep(1)
+    assert status == 200 and "echo from" in body and "path=/hello" in body, (status, body)
+    on_server(project, f"{NOMAD} nomad job stop -purge echo")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, body = get(project, f"http://{LB}/echo/hello")
+        if status != 200:
+            break
+        time.sleep(1)
+    assert status in (404, 503), (status, body)
