@@ -117,3 +117,18 @@ def test_a_second_tagged_service_is_routed_without_template_changes(project: Pro
             break
         time.sleep(1)
     assert status in (404, 503), (status, body)
+
+
+def test_preview_shows_a_change_to_the_job_spec(project: Project, cluster: dict[str, Any]) -> None:
+    job_file = project.path / "jobs" / "fib.nomad.hcl"
+    original = job_file.read_text()
+    try:
+        job_file.write_text(original + "\n# a comment is not a change\n")
+        project.pulumi("preview", "--expect-no-changes")
+        assert "count = 3" in original
+        job_file.write_text(original.replace("count = 3", "count = 2", 1))
+        steps = json.loads(project.pulumi("preview", "--diff", "--json").stdout)["steps"]
+        changed = {s["urn"].rsplit("::", 1)[1]: s["op"] for s in steps if s["op"] != "same"}
+        assert changed == {"job-fib": "update"}, changed
+    finally:
+        job_file.write_text(original)
