@@ -53,9 +53,12 @@ class Cluster:
     def nodes(self) -> list[Node]:
         return [m.node for m in self.machines]
 
+    def first(self, role: Role) -> Node:
+        """The first node of a role: the root server, the front load balancer."""
+        return next(n for n in self.nodes if n.role is role)
+
     def outputs(self) -> dict[str, Any]:
-        root = next(n for n in self.nodes if n.role is Role.SERVER)
-        lb = next(n for n in self.nodes if n.role is Role.LB)
+        root, lb = self.first(Role.SERVER), self.first(Role.LB)
         return {
             "machines": {m.node.name: {"hostname": m.node.hostname, "address": m.node.address,
                                        "role": m.node.role.value, "ssh": m.ssh}
@@ -88,11 +91,10 @@ def build(raw: Mapping[str, str], stack: str, check_network: bool = True,
     first = {m.node.name: identity(m, cluster.nodes) for m in cluster.machines}
     cluster.steps += list(first.values())
     cluster.steps += agents(spec, cluster.machines, first, uploads)
-    root = next(n for n in cluster.nodes if n.role is Role.SERVER)
     # Jobs come last: after every machine's steps, the load balancer included.
     cluster.jobs = [
         NomadJob(f"job-{name}", hcl=(cfg.JOBS_DIR / f"{name}.nomad.hcl").read_text(),
-                 address=f"http://{root.address}:4646",
+                 address=f"http://{cluster.first(Role.SERVER).address}:4646",
                  opts=pulumi.ResourceOptions(depends_on=list(cluster.steps)))
         for name in spec.jobs]
     return cluster

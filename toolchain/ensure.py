@@ -127,6 +127,12 @@ def install_atomically(stage: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def release_unverifiable(pin: ToolPin, source: str) -> bool:
+    """True when the release source has nothing to check this tool's download against."""
+    return (source == "release" and not pin.release.sha256_pinned and not pin.release.checksums_url
+            and not pin.build.unavailable)
+
+
 def precheck(pin: ToolPin, source: str) -> None:
     """Refuse early (before any log or download) when the source cannot provide the tool."""
     if source == "release":
@@ -177,6 +183,10 @@ def ensure_tool(layout: Layout, pins: Pins, pin: ToolPin, source: str, progress:
                 return Outcome(pin.name, pin.version, "cached", elapsed)
             if problem != "not installed":
                 progress.say(pin, f"cached copy unusable ({problem}); reinstalling")
+            if release_unverifiable(pin, source) and shutil.which("go"):
+                progress.say(pin, "no sha256 is on record for its official release; building it "
+                             "from source instead")
+                source = "build"
             precheck(pin, source)
             layout.logs.mkdir(parents=True, exist_ok=True)
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -190,7 +200,7 @@ def ensure_tool(layout: Layout, pins: Pins, pin: ToolPin, source: str, progress:
         progress.say(pin, f"FAILED after {format_seconds(elapsed)}: {exc}")
         return Outcome(pin.name, pin.version, "failed", elapsed, str(exc))
     elapsed = time.monotonic() - start
-    action = "built" if source == "build" else "downloaded"
+    action = "built" if source == "build" else "downloaded"  # the source may have fallen back
     progress.say(pin, f"{action} in {format_seconds(elapsed)}")
     return Outcome(pin.name, pin.version, action, elapsed)
 

@@ -268,3 +268,18 @@ def test_local_sources_digest_follows_the_go_files(tmp_path: Path) -> None:
     main.write_text("package main\n\nfunc main() {}\n")
     assert gobuild.local_sources_digest(pin, tmp_path) not in ("", first)
     assert gobuild.local_sources_digest(make_pins(fake=tool_table()).tool("fake"), tmp_path) == ""
+
+
+def test_release_without_a_known_sha256_is_built_when_go_is_there(
+    fake_go: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HASHICLUSTER_CACHE", str(tmp_path / "cache"))
+    from toolchain.paths import Layout
+
+    table = copy.deepcopy(tool_table())
+    table["release"]["sha256"] = "TODO"
+    out = io.StringIO()
+    [outcome] = ensure(Layout.from_env(), make_pins(fake=table), ["fake"], "release", stream=out)
+    assert outcome.action == "built", out.getvalue()
+    assert "building it from source instead" in out.getvalue()
+    assert any(c.startswith("build") for c in calls(fake_go))

@@ -95,7 +95,10 @@ def test_sha256_mismatch_is_refused_and_nothing_is_installed(
     assert list(layout.downloads.iterdir()) == []
 
 
-def test_placeholder_sha256_refuses_without_downloading(layout: Layout, http_root: tuple[Path, str]) -> None:
+def test_placeholder_sha256_refuses_without_downloading(
+    layout: Layout, http_root: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no `go` to fall back on
     root, base = http_root
     write(root / "fake.tar.gz", tar_gz({"fake": FAKE_BINARY}))
     pins = make_pins(fake=with_release(tool_table(), url=f"{base}/fake.tar.gz", sha256="TODO"))
