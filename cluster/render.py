@@ -36,7 +36,7 @@ class File:
     owner: str = "root"
 
 
-def _render(template: str, **context: Any) -> str:
+def render_template(template: str, **context: Any) -> str:
     return _env.get_template(template).render(**context)
 
 
@@ -44,11 +44,16 @@ def consul_files(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[Fil
     """Consul's config directory and unit for one node (server or client agent)."""
     server = node.role is Role.SERVER
     ctx = {"datacenter": spec.datacenter, "node": node, "servers": servers, "server": server}
-    files = [File("/etc/consul.d/consul.hcl", _render("consul/consul.hcl.j2", **ctx), "0640", "consul")]
+    files = [
+        File("/etc/consul.d/consul.hcl", render_template("consul/consul.hcl.j2", **ctx), "0640", "consul")
+    ]
     if server:
-        files.append(File("/etc/consul.d/server.hcl", _render("consul/server.hcl.j2", **ctx),
-                          "0640", "consul"))
-    files.append(File("/etc/systemd/system/consul.service", _render("systemd/consul.service.j2", **ctx)))
+        files.append(
+            File("/etc/consul.d/server.hcl", render_template("consul/server.hcl.j2", **ctx), "0640", "consul")
+        )
+    files.append(
+        File("/etc/systemd/system/consul.service", render_template("systemd/consul.service.j2", **ctx))
+    )
     return files
 
 
@@ -56,15 +61,23 @@ def nomad_files(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[File
     """Nomad's config directory and unit for a server or client node."""
     server = node.role is Role.SERVER
     interface = f'{{{{ GetAllInterfaces | include \\"address\\" \\"{node.address}\\" | attr \\"name\\" }}}}'
-    ctx = {"datacenter": spec.datacenter, "region": spec.region, "node": node, "servers": servers,
-           "server": server, "settings": spec.client_settings.get(node.name, spec.default_client),
-           "interface_of_address": interface}
-    files = [File("/etc/nomad.d/nomad.hcl", _render("nomad/nomad.hcl.j2", **ctx))]
+    ctx = {
+        "datacenter": spec.datacenter,
+        "region": spec.region,
+        "node": node,
+        "servers": servers,
+        "server": server,
+        "settings": spec.client_settings.get(node.name, spec.default_client),
+        "interface_of_address": interface,
+    }
+    files = [File("/etc/nomad.d/nomad.hcl", render_template("nomad/nomad.hcl.j2", **ctx))]
     if server:
-        files.append(File("/etc/nomad.d/server.hcl", _render("nomad/server.hcl.j2", **ctx)))
+        files.append(File("/etc/nomad.d/server.hcl", render_template("nomad/server.hcl.j2", **ctx)))
     else:
-        files.append(File("/etc/nomad.d/client.hcl", _render("nomad/client.hcl.j2", **ctx)))
-    files.append(File("/etc/systemd/system/nomad.service", _render("systemd/nomad.service.j2", **ctx)))
+        files.append(File("/etc/nomad.d/client.hcl", render_template("nomad/client.hcl.j2", **ctx)))
+    files.append(
+        File("/etc/systemd/system/nomad.service", render_template("systemd/nomad.service.j2", **ctx))
+    )
     return files
 
 
@@ -80,7 +93,11 @@ def digest(files: list[File]) -> str:
 
 def cadvisor_files(node: Node) -> list[File]:
     """cAdvisor's unit on a client: port 8080 on the node's address."""
-    return [File("/etc/systemd/system/cadvisor.service", _render("systemd/cadvisor.service.j2", node=node))]
+    return [
+        File(
+            "/etc/systemd/system/cadvisor.service", render_template("systemd/cadvisor.service.j2", node=node)
+        )
+    ]
 
 
 def loadbalancer_files(node: Node, servers: list[Node]) -> tuple[list[File], list[File]]:
@@ -91,12 +108,16 @@ def loadbalancer_files(node: Node, servers: list[Node]) -> tuple[list[File], lis
     /<service>/.
     """
     ctx = {"node": node, "consul_ui_upstreams": [f"{s.address}:8500" for s in servers]}
-    nginx = [File("/etc/nginx/nginx.conf", _render("lb/nginx.conf.j2", **ctx))]
+    nginx = [File("/etc/nginx/nginx.conf", render_template("lb/nginx.conf.j2", **ctx))]
     consul_template = [
-        File("/etc/consul-template.d/consul-template.hcl", _render("lb/consul-template.hcl.j2", **ctx)),
+        File(
+            "/etc/consul-template.d/consul-template.hcl", render_template("lb/consul-template.hcl.j2", **ctx)
+        ),
         File("/etc/consul-template.d/services.ctmpl", (TEMPLATES / "lb" / "services.ctmpl").read_text()),
         File("/etc/consul-template.d/locations.ctmpl", (TEMPLATES / "lb" / "locations.ctmpl").read_text()),
-        File("/etc/systemd/system/consul-template.service",
-             _render("systemd/consul-template.service.j2", **ctx)),
+        File(
+            "/etc/systemd/system/consul-template.service",
+            render_template("systemd/consul-template.service.j2", **ctx),
+        ),
     ]
     return nginx, consul_template
