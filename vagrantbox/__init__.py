@@ -1,0 +1,1 @@
+"""Builds a bootable Debian libvirt Vagrant box locally (no box downloads needed)."""

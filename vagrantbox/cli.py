@@ -1,0 +1,92 @@
+"""Command line: `python3 -m vagrantbox build|add|boot`."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from vagrantbox import spec
+from vagrantbox.boot import boot, extract_disk
+from vagrantbox.build import build
+from vagrantbox.errors import BoxError
+from vagrantbox.host import default_out_dir, log
+
+
+def parser() -> argparse.ArgumentParser:
+    """Arguments of every verb."""
+    top = argparse.ArgumentParser(prog="python3 -m vagrantbox", description=__doc__)
+    verbs = top.add_subparsers(dest="verb", required=True)
+    for verb, text in (
+        ("build", "build the box (no-op when it exists, unless --rebuild)"),
+        ("add", "build if needed, then `vagrant box add --force` it"),
+        ("boot", "boot the built box under QEMU (TCG, no network) until a login prompt"),
+    ):
+        sub = verbs.add_parser(verb, help=text, description=text)
+        sub.add_argument("--name", default=spec.DEFAULT_NAME, help="Vagrant box name (%(default)s)")
+        sub.add_argument("--out", type=Path, default=None, help=f"output directory ({default_out_dir()})")
+        sub.add_argument("--size", default=spec.DEFAULT_SIZE, help="disk size, whole GiB (%(default)s)")
+        sub.add_argument("--mirror", default=spec.DEFAULT_MIRROR, help="Debian mirror (%(default)s)")
+        sub.add_argument("--rebuild", action="store_true", help="build again even if the box exists")
+        sub.add_argument("--pubkey", type=Path, default=None,
+                         help="public key for the vagrant user (default: the vagrant package's insecure key)")
+        if verb == "boot":
+            sub.add_argument("--timeout", type=float, default=240.0, help="seconds (%(default)s)")
+    return top
+
+
+def box_from(args: argparse.Namespace) -> spec.BoxSpec:
+    """The BoxSpec the arguments describe."""
+    try:
+        return spec.BoxSpec(
+            name=spec.validate_name(args.name), size_gb=spec.parse_size(args.size), mirror=args.mirror
+        )
+    except ValueError as error:
+        raise BoxError(str(error)) from error
+
+
+def add(box: spec.BoxSpec, box_file: Path) -> None:
+    """`vagrant box add --force --name NAME FILE`."""
+    if shutil.which("vagrant") is None:
+        raise BoxError(
+            f"vagrant is not installed (apt-get install -y vagrant vagrant-libvirt); the box is {box_file}"
+        )
+    cmd = ["vagrant", "box", "add", "--force", "--name", box.name, str(box_file)]
+    log(" ".join(cmd))
+    if subprocess.run(cmd, check=False).returncode != 0:
+        raise BoxError(f"`{' '.join(cmd)}` failed (see its output above)")
+
+
+def run_boot(box_file: Path, timeout: float) -> int:
+    """Boot BOX_FILE's disk; print the timing; 0 when a login prompt appeared."""
+    with tempfile.TemporaryDirectory(prefix="vagrantbox-boot-") as tmp:
+        result = boot(extract_disk(box_file, Path(tmp)), timeout)
+    if result.login_prompt:
+        print(f"login prompt after {result.seconds:.1f} s")
+        return 0
+    print(result.console[-3000:])
+    print(f"no login prompt within {timeout:.0f} s", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one verb; errors print one clear message and exit 1."""
+    args = parser().parse_args(argv)
+    try:
+        box = box_from(args)
+        box_file = build(box, args.out or default_out_dir(), rebuild=args.rebuild, pubkey_file=args.pubkey)
+        if args.verb == "add":
+            add(box, box_file)
+        elif args.verb == "boot":
+            return run_boot(box_file, args.timeout)
+        else:
+            print(box_file)
+        return 0
+    except BoxError as error:
+        print(f"vagrantbox: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
