@@ -142,7 +142,10 @@ def uninstall_script(product: str) -> str:
         "set -u",
         f"systemctl disable --now --quiet {product} 2>/dev/null || true",
         f"rm -rf /etc/{product}.d /opt/{product} /usr/local/bin/{product} "
-        f"/etc/systemd/system/{product}.service {STAGING}/{product}[-_]*",
+        # Only this product's staging files: versions start with a digit, so `consul-[0-9]*`
+        # leaves consul-template's alone.
+        f"/etc/systemd/system/{product}.service {STAGING}/{product}-[0-9]* "
+        f"{STAGING}/{product}.installed-zip-sha256",
         "systemctl daemon-reload",
     ]) + "\n"
 
