@@ -2,6 +2,9 @@
 
 Defaults come from toolchain/versions.toml: the pinned version, and the sha256 of the
 vendor's zip (`release` source) or of the toolchain's own binary (`upload` source).
+Besides each product's default version, the toolchain may provide extra versions
+([tools.NAME.versions."VERSION"], `python3 -m toolchain ensure nomad@1.6.2`); a stack that
+pins one of them gets that version's sha256 the same way, and uploads its binary.
 """
 
 from __future__ import annotations
@@ -9,52 +12,77 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cluster.config import PRODUCT_KEYS, BinaryPin, ClusterSpec, ConfigError, InstallSource
-from toolchain.api import installed
+from toolchain.api import InstalledBinary, installed
 from toolchain.errors import ToolchainError
-from toolchain.pins import load_pins
+from toolchain.paths import Layout
+from toolchain.pins import Pins, ToolPin, load_pins
 
 PRODUCTS = tuple(PRODUCT_KEYS)
 
 
-def defaults(source: InstallSource) -> Mapping[str, BinaryPin]:
-    pins = load_pins()
+def defaults(source: InstallSource, pins: Pins | None = None,
+             layout: Layout | None = None) -> Mapping[str, BinaryPin]:
+    """The toolchain's pins as cluster/config.py takes them (see `PinDefaults` there).
+
+    Keyed by product for the default versions, and by `product@version` (e.g. "nomad@1.6.2")
+    for the extra versions, so that a stack pinning only an extra version's `version` still
+    gets its sha256. With `upload`, a version that is not installed has no sha256 ("").
+    """
+    pins = pins or load_pins()
     result = {}
     for product in PRODUCTS:
-        pin = pins.tool(product)
-        url, archive = pin.release.url, "zip" if pin.release.format == "zip" else "binary"
-        if source == "release":
-            sha = pin.release.sha256 if pin.release.sha256_pinned else ""
-        else:
-            try:
-                sha = installed(product).sha256
-            except ToolchainError:
-                sha = ""
-        result[product] = BinaryPin(product, pin.version, sha, url, archive)
+        for version in pins.versions(product):
+            pin = pins.tool(product, version)
+            key = product if pin.is_default else f"{product}@{version}"
+            result[key] = _binary_pin(pin, source, pins, layout)
     return result
 
 
-def uploads(spec: ClusterSpec) -> dict[str, str]:
-    """For the `upload` source: product -> path of the controller's binary, checked against
-    the stack's pin before anything is created."""
+def _binary_pin(pin: ToolPin, source: InstallSource, pins: Pins,
+                layout: Layout | None) -> BinaryPin:
+    """One version's BinaryPin: the release's pinned sha256, or the installed binary's."""
+    url, archive = pin.release.url, "zip" if pin.release.format == "zip" else "binary"
+    if source == "release":
+        sha = pin.release.sha256 if pin.release.sha256_pinned else ""
+    else:
+        try:
+            sha = installed(pin.name, pin.version, pins=pins, layout=layout).sha256
+        except ToolchainError:
+            sha = ""
+    return BinaryPin(pin.name, pin.version, sha, url, archive)
+
+
+def uploads(spec: ClusterSpec, pins: Pins | None = None,
+            layout: Layout | None = None) -> dict[str, str]:
+    """For the `upload` source: product -> path of the controller's binary of the version the
+    stack pins (default or extra), checked against the stack's pin before anything is created."""
     if spec.install.source != "upload":
         return {}
-    paths = {}
-    for product in PRODUCTS:
-        pin = spec.install.pin(product)
-        try:
-            binary = installed(product)
-        except ToolchainError as err:
-            raise ConfigError(pin.config_key, f"the upload source needs the toolchain's {product}: {err}",
-                              f"python3 -m toolchain ensure {product}") from None
-        if binary.version != pin.version:
-            raise ConfigError(f"{pin.config_key}.version",
-                              f"the stack pins {product} {pin.version}, but the toolchain has "
-                              f"{binary.version} to upload",
-                              f"pin {binary.version}, or provide {pin.version} in toolchain/versions.toml")
-        if binary.sha256 != pin.sha256:
-            raise ConfigError(f"{pin.config_key}.sha256",
-                              f"the stack pins {pin.sha256 or '(nothing)'}, but the toolchain's {product} "
-                              f"{binary.version} ({binary.path}) has sha256 {binary.sha256}",
-                              "pin the binary you mean to install, or rebuild the toolchain")
-        paths[product] = str(binary.path)
-    return paths
+    pins = pins or load_pins()
+    return {product: str(_upload_binary(spec.install.pin(product), pins, layout).path)
+            for product in PRODUCTS}
+
+
+def _upload_binary(pin: BinaryPin, pins: Pins, layout: Layout | None) -> InstalledBinary:
+    """The toolchain's binary for one product pin; ConfigError naming the fix if there is none
+    of that version, it is not installed, or its sha256 is not the pinned one."""
+    product = pin.product
+    if pin.version not in pins.versions(product):
+        raise ConfigError(f"{pin.config_key}.version",
+                          f"the stack pins {product} {pin.version}, but the toolchain has "
+                          f"{pins.describe_versions(product)} to upload",
+                          f"pin one of those, or declare {pin.version} under "
+                          f'[tools.{product}.versions."{pin.version}"] in toolchain/versions.toml')
+    tool = pins.tool(product, pin.version)
+    try:
+        binary = installed(product, pin.version, pins=pins, layout=layout)
+    except ToolchainError as err:
+        raise ConfigError(pin.config_key,
+                          f"the upload source needs the toolchain's {product} {pin.version}: {err}",
+                          f"python3 -m toolchain ensure {tool.spec}") from None
+    if binary.sha256 != pin.sha256:
+        raise ConfigError(f"{pin.config_key}.sha256",
+                          f"the stack pins {pin.sha256 or '(nothing)'}, but the toolchain's {product} "
+                          f"{binary.version} ({binary.path}) has sha256 {binary.sha256}",
+                          "pin the binary you mean to install, or rebuild the toolchain")
+    return binary

@@ -2,9 +2,11 @@
 
 Example::
 
-    from toolchain.api import installed
-    consul = installed("consul")
+    from toolchain.api import installed, installed_versions
+    consul = installed("consul")                  # the default version
+    nomad = installed("nomad", version="1.6.2")   # an extra version from versions.toml
     consul.path, consul.sha256
+    installed_versions("nomad")                   # ("1.6.3", "1.6.2") when both are installed
 """
 
 from __future__ import annotations
@@ -31,15 +33,22 @@ class InstalledBinary:
 
 
 def installed(
-    tool: str, binary: str | None = None, layout: Layout | None = None, pins: Pins | None = None
+    tool: str,
+    version: str | None = None,
+    *,
+    binary: str | None = None,
+    layout: Layout | None = None,
+    pins: Pins | None = None,
 ) -> InstalledBinary:
     """Return a pinned tool's installed binary (its main one by default).
 
+    ``version`` None is the tool's default version; another must be one of its extra
+    versions in versions.toml (PinError, naming the pinned versions, otherwise).
     Reads the manifest only (fast); `python3 -m toolchain ensure` verifies the files.
-    Raises ToolchainError when the pinned version is not installed.
+    Raises ToolchainError when that version is not installed.
     """
     layout = layout or Layout.from_env()
-    pin = (pins or load_pins()).tool(tool)
+    pin = (pins or load_pins()).tool(tool, version)
     name = binary or pin.main
     tool_dir = layout.tool_dir(pin.name, pin.version)
     manifest = read_manifest(tool_dir)
@@ -47,7 +56,7 @@ def installed(
     if entry is None:
         raise ToolchainError(
             f"{pin.name} {pin.version} ({name}) is not installed under {tool_dir}; "
-            f"run: python3 -m toolchain ensure {pin.name}"
+            f"run: python3 -m toolchain ensure {pin.spec}"
         )
     return InstalledBinary(
         tool=pin.name,
@@ -57,3 +66,21 @@ def installed(
         sha256=entry.sha256,
         size=entry.size,
     )
+
+
+def installed_versions(
+    tool: str, *, layout: Layout | None = None, pins: Pins | None = None
+) -> tuple[str, ...]:
+    """The pinned versions of a tool whose main binary is installed, the default first.
+
+    Like :func:`installed`, reads the manifests only.
+    """
+    layout = layout or Layout.from_env()
+    pins = pins or load_pins()
+    found = []
+    for version in pins.versions(tool):
+        pin = pins.tool(tool, version)
+        manifest = read_manifest(layout.tool_dir(pin.name, pin.version))
+        if manifest is not None and manifest.file(pin.main) is not None:
+            found.append(version)
+    return tuple(found)

@@ -24,8 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_ensure = sub.add_parser("ensure", help="install missing tools (all pinned tools by default)")
-    p_ensure.add_argument("tools", nargs="*", metavar="TOOL", help="tools to ensure")
+    p_ensure = sub.add_parser(
+        "ensure", help="install missing tools (the default version of every pinned tool by default)"
+    )
+    p_ensure.add_argument(
+        "tools",
+        nargs="*",
+        metavar="TOOL[@VERSION]",
+        help="tools to ensure: TOOL is its default version, TOOL@VERSION one of its extra versions",
+    )
     p_ensure.add_argument(
         "--source",
         choices=SOURCES,
@@ -37,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("env", help='print shell export lines (eval "$(python3 -m toolchain env)")')
     p_path = sub.add_parser("path", help="print the path of a tool's main binary")
-    p_path.add_argument("tool", metavar="TOOL")
-    sub.add_parser("status", help="show pinned tools and what is cached")
+    p_path.add_argument("tool", metavar="TOOL[@VERSION]")
+    sub.add_parser("status", help="show every pinned version of every tool and what is cached")
     return parser
 
 

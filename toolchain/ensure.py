@@ -236,6 +236,20 @@ def _release_installer(layout: Layout) -> Installer:
     return install
 
 
+def select_pins(pins: Pins, specs: Sequence[str]) -> list[ToolPin]:
+    """The pins named by ``TOOL``/``TOOL@VERSION`` specs, each once, in order.
+
+    With no specs, the default version of every tool (extra versions only when named).
+    """
+    if not specs:
+        return list(pins.tools.values())
+    selected: dict[tuple[str, str], ToolPin] = {}
+    for spec in specs:
+        pin = pins.select(spec)
+        selected.setdefault((pin.name, pin.version), pin)
+    return list(selected.values())
+
+
 def ensure(
     layout: Layout,
     pins: Pins,
@@ -244,9 +258,9 @@ def ensure(
     jobs: int = 1,
     stream: TextIO | None = None,
 ) -> list[Outcome]:
-    """Ensure each named tool (all pinned tools when none are named)."""
-    names = list(tools) or list(pins.tools)
-    selected = [pins.tool(name) for name in names]
+    """Ensure each named tool (``TOOL`` or ``TOOL@VERSION``; the default version of every
+    pinned tool when none are named)."""
+    selected = select_pins(pins, tools)
     progress = Progress(stream or sys.stderr)
     if jobs <= 1:
         return [ensure_tool(layout, pins, pin, source, progress) for pin in selected]

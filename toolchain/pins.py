@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,10 @@ RELEASE_FORMATS = frozenset({"zip", "tar.gz", "binary"})
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MODULE_AT_RE = re.compile(r"^[^\s@]+@v[^\s@]+$")
+_VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+-]*$")
+
+#: Keys of ``[tools.NAME]`` that every version shares: an extra version may not change them.
+SHARED_KEYS = ("version", "main", "env", "on_path", "versions")
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,13 @@ class ToolPin:
     on_path: bool
     release: ReleaseRecipe
     build: BuildRecipe
+    # False for an extra version declared under [tools.NAME.versions."VERSION"].
+    is_default: bool = True
+
+    @property
+    def spec(self) -> str:
+        """How commands name this version: ``NAME`` (default) or ``NAME@VERSION`` (extra)."""
+        return self.name if self.is_default else f"{self.name}@{self.version}"
 
     def expand(self, template: str, date: str = "") -> str:
         """Fill ``{version}``, ``{commit}`` and ``{date}`` into a template string."""
@@ -133,15 +144,61 @@ class Pins:
     """The whole pin file."""
 
     settings: Settings
+    # The default version of each tool.
     tools: Mapping[str, ToolPin]
+    # Extra versions: tool -> version -> pin, in file order.
+    extras: Mapping[str, Mapping[str, ToolPin]] = field(default_factory=dict)
 
-    def tool(self, name: str) -> ToolPin:
-        """Return one tool's pin, or raise PinError listing the known tools."""
+    def tool(self, name: str, version: str | None = None) -> ToolPin:
+        """One tool's pin: its default version, or the named one.
+
+        Raises PinError listing the known tools, or the versions the tool has.
+        """
         try:
-            return self.tools[name]
+            default = self.tools[name]
         except KeyError:
             known = ", ".join(sorted(self.tools))
             raise PinError(f"unknown tool {name!r}: versions.toml pins {known}") from None
+        if version is None or version == default.version:
+            return default
+        extra = self.extras.get(name, {}).get(version)
+        if extra is None:
+            raise PinError(
+                f"{name} {version} is not pinned: versions.toml has "
+                f"{self.describe_versions(name)}; "
+                f'declare it under [tools.{name}.versions."{version}"] in toolchain/versions.toml'
+            )
+        return extra
+
+    def versions(self, name: str) -> tuple[str, ...]:
+        """Every pinned version of a tool, the default first."""
+        return (self.tool(name).version, *self.extras.get(name, {}))
+
+    def describe_versions(self, name: str) -> str:
+        """``nomad 1.6.3 (default), 1.6.2`` for messages."""
+        default, *others = self.versions(name)
+        return f"{name} " + ", ".join([f"{default} (default)", *others])
+
+    def all_pins(self) -> list[ToolPin]:
+        """Every version of every tool: each tool's default, then its extra versions."""
+        result = []
+        for name, pin in self.tools.items():
+            result.append(pin)
+            result.extend(self.extras.get(name, {}).values())
+        return result
+
+    def select(self, spec: str) -> ToolPin:
+        """The pin a command-line ``TOOL`` or ``TOOL@VERSION`` names."""
+        name, version = parse_tool_spec(spec)
+        return self.tool(name, version)
+
+
+def parse_tool_spec(spec: str) -> tuple[str, str | None]:
+    """Split ``TOOL`` or ``TOOL@VERSION`` into (tool, version or None)."""
+    name, at, version = spec.strip().partition("@")
+    if not name or (at and not version) or "@" in version or any(c.isspace() for c in spec.strip()):
+        raise PinError(f"{spec!r} is not TOOL or TOOL@VERSION (e.g. nomad or nomad@1.6.2)")
+    return name, (version if at else None)
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str, default: Any = None) -> Any:
@@ -263,28 +320,111 @@ def _parse_build(table: Mapping[str, Any], where: str) -> BuildRecipe:
     )
 
 
-def _parse_tool(name: str, table: Mapping[str, Any]) -> ToolPin:
-    """Parse one ``[tools.NAME]`` table."""
-    where = f"tools.{name}"
+def _parse_tool(
+    name: str, table: Mapping[str, Any], where: str = "", is_default: bool = True
+) -> ToolPin:
+    """Parse one ``[tools.NAME]`` table (or a merged extra version of it)."""
+    where = where or f"tools.{name}"
     licences = _strings(table, "licences", where)
     unknown = [lic for lic in licences if lic not in KNOWN_LICENCES]
     if not licences or unknown:
         raise PinError(f"{where}.licences: must list only {sorted(KNOWN_LICENCES)}, got {list(licences)}")
     pin = ToolPin(
         name=_checked_name(name, where),
-        version=_get(table, "version", str, where),
+        version=_checked_version(_get(table, "version", str, where), where),
         licences=licences,
         main=_get(table, "main", str, where),
         env=_get(table, "env", str, where, default=""),
         on_path=_get(table, "on_path", bool, where, default=False),
         release=_parse_release(_get(table, "release", dict, where), f"{where}.release"),
         build=_parse_build(_get(table, "build", dict, where), f"{where}.build"),
+        is_default=is_default,
     )
     if pin.main not in pin.binary_names:
         raise PinError(f"{where}.main: {pin.main!r} is not among the built binaries")
     if pin.main not in [m.name for m in pin.release.members]:
         raise PinError(f"{where}.main: {pin.main!r} is not among the release members")
     return pin
+
+
+def _checked_version(version: str, where: str) -> str:
+    """Reject versions that are not a plain version (they name a cache directory)."""
+    if not _VERSION_RE.match(version):
+        raise PinError(f"{where}.version: {version!r} is not a version such as 1.2.3")
+    return version
+
+
+def merge_version(
+    base: Mapping[str, Any], override: Mapping[str, Any], version: str
+) -> dict[str, Any]:
+    """The table of an extra version: the tool's table with the override's keys replaced.
+
+    ``release`` and ``build`` are merged key by key (a list given in the override replaces
+    the default's list whole); every other key replaces the default's value.
+    """
+    merged = {key: value for key, value in base.items() if key != "versions"}
+    for key, value in override.items():
+        sub = base.get(key)
+        if key in ("release", "build") and isinstance(value, dict) and isinstance(sub, dict):
+            merged[key] = {**sub, **value}
+        else:
+            merged[key] = value
+    merged["version"] = version
+    return merged
+
+
+def _inherited(override: Mapping[str, Any], table: str, key: str) -> bool:
+    """True when the override does not set ``table.key`` (the default's value carries over)."""
+    sub = override.get(table)
+    return not isinstance(sub, dict) or key not in sub
+
+
+def _check_inheritance(default: ToolPin, override: Mapping[str, Any], where: str) -> None:
+    """Refuse inherited values that can only belong to the default version.
+
+    An extra version that does not override them would otherwise verify the default's
+    artefact checksum or build the default's source under its own version.
+    """
+    if default.release.sha256_pinned and _inherited(override, "release", "sha256"):
+        raise PinError(
+            f"{where}.release.sha256: not set, so it would inherit {default.version}'s sha256; "
+            f'pin this version\'s own value, or "{SHA256_PLACEHOLDER}"'
+        )
+    if default.build.commit and _inherited(override, "build", "commit"):
+        raise PinError(
+            f"{where}.build.commit: not set, so it would inherit {default.version}'s commit "
+            f"{default.build.commit}; set this version's commit"
+        )
+    markers = [f"@v{default.version}", f" v{default.version}"]
+    if default.build.commit:
+        markers.append(default.build.commit[:12])
+    for key in ("require", "replace", "licence_check"):
+        values = getattr(default.build, key)
+        if _inherited(override, "build", key) and any(m in v for m in markers for v in values):
+            raise PinError(
+                f"{where}.build.{key}: not set, so it would inherit entries that name "
+                f"{default.version} or its commit; list this version's own {key}"
+            )
+
+
+def _parse_versions(name: str, table: Mapping[str, Any], default: ToolPin) -> dict[str, ToolPin]:
+    """Parse the ``[tools.NAME.versions."VERSION"]`` tables of one tool."""
+    extras: dict[str, ToolPin] = {}
+    for version, override in _get(table, "versions", dict, f"tools.{name}", default={}).items():
+        where = f'tools.{name}.versions."{version}"'
+        _require_table(override, where)
+        shared = [key for key in SHARED_KEYS if key in override]
+        if shared:
+            raise PinError(
+                f"{where}: {', '.join(shared)} cannot differ between versions (the version is the "
+                "table's name; main, env and on_path are the tool's); remove it"
+            )
+        if version == default.version:
+            raise PinError(f"{where}: {version} is already the default version; remove this table")
+        merged = merge_version(table, override, _checked_version(version, where))
+        extras[version] = _parse_tool(name, merged, where, is_default=False)
+        _check_inheritance(default, override, where)
+    return extras
 
 
 def parse_pins(data: Mapping[str, Any]) -> Pins:
@@ -300,7 +440,8 @@ def parse_pins(data: Mapping[str, Any]) -> Pins:
     tools = {name: _parse_tool(name, table) for name, table in tools_table.items()}
     if not tools:
         raise PinError("tools: versions.toml pins no tool")
-    return Pins(settings=settings, tools=tools)
+    extras = {name: _parse_versions(name, tools_table[name], pin) for name, pin in tools.items()}
+    return Pins(settings=settings, tools=tools, extras={k: v for k, v in extras.items() if v})
 
 
 def load_pins(path: Path = PINS_FILE) -> Pins:

@@ -49,31 +49,36 @@ def env_lines(layout: Layout, pins: Pins) -> list[str]:
 
 
 def binary_path(layout: Layout, pins: Pins, tool: str) -> str:
-    """Path of a tool's main binary; raises ToolchainError when it is not installed."""
-    pin = pins.tool(tool)
+    """Path of a tool's main binary (``TOOL`` or ``TOOL@VERSION``); raises ToolchainError
+    when it is not installed."""
+    pin = pins.select(tool)
     tool_dir = layout.tool_dir(pin.name, pin.version)
     manifest = read_manifest(tool_dir)
     entry = manifest.file(pin.main) if manifest else None
     if entry is None:
         raise ToolchainError(
-            f"{pin.name} {pin.version} is not installed; run: python3 -m toolchain ensure {tool}"
+            f"{pin.name} {pin.version} is not installed; "
+            f"run: python3 -m toolchain ensure {pin.spec}"
         )
     return str(tool_dir / entry.path)
 
 
 def status_lines(layout: Layout, pins: Pins) -> list[str]:
-    """A human-readable table of pinned tools and what is cached."""
+    """A human-readable table of every pinned version of every tool and what is cached.
+
+    Default versions are named ``TOOL``, extra ones ``TOOL@VERSION`` (as `ensure` takes them).
+    """
     lines = [f"cache: {layout.root}"]
-    for pin in pins.tools.values():
+    for pin in pins.all_pins():
         manifest = read_manifest(layout.tool_dir(pin.name, pin.version))
         if manifest is None:
             build = "build unavailable" if pin.build.unavailable else "buildable"
             sha = "sha256 pinned" if pin.release.sha256_pinned else "sha256 TODO"
-            lines.append(f"{pin.name:<24} {pin.version:<10} missing ({build}; release {sha})")
+            lines.append(f"{pin.spec:<24} {pin.version:<10} missing ({build}; release {sha})")
             continue
         size = sum(f.size for f in manifest.files) / 1e6
         lines.append(
-            f"{pin.name:<24} {pin.version:<10} {manifest.source:<8} {manifest.installed_at} "
+            f"{pin.spec:<24} {pin.version:<10} {manifest.source:<8} {manifest.installed_at} "
             f"{size:7.1f} MB  {', '.join(f.path for f in manifest.files)}"
         )
     others = _other_versions(layout, pins)
@@ -83,13 +88,14 @@ def status_lines(layout: Layout, pins: Pins) -> list[str]:
 
 
 def _other_versions(layout: Layout, pins: Pins) -> list[str]:
-    """Cached ``tool/version`` dirs that are not the pinned version."""
+    """Cached ``tool/version`` dirs that are none of the tool's pinned versions."""
     found = []
     for pin in pins.tools.values():
         tool_root = layout.root / pin.name
         if not tool_root.is_dir():
             continue
+        pinned = pins.versions(pin.name)
         for child in sorted(tool_root.iterdir()):
-            if child.is_dir() and not child.name.startswith(".") and child.name != pin.version:
+            if child.is_dir() and not child.name.startswith(".") and child.name not in pinned:
                 found.append(f"{pin.name}/{child.name}")
     return found

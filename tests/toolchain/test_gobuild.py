@@ -283,3 +283,48 @@ def test_release_without_a_known_sha256_is_built_when_go_is_there(
     assert outcome.action == "built", out.getvalue()
     assert "building it from source instead" in out.getvalue()
     assert any(c.startswith("build") for c in calls(fake_go))
+
+
+def _with_old_version(**build: Any) -> dict[str, Any]:
+    """The ``fake`` tool with an extra version 0.9.0 whose build overrides ``build`` keys."""
+    table: dict[str, Any] = copy.deepcopy(tool_table())
+    table["versions"] = {"0.9.0": {"build": {"require": ["example.com/fake@v0.9.0"], **build}}}
+    return table
+
+
+def test_extra_version_is_built_from_its_own_modules_into_its_own_dir(
+    fake_go: Path, layout: Layout
+) -> None:
+    add_module(fake_go, "example.com/fake@v0.9.0", MPL, "module example.com/fake\n")
+    pins = make_pins(fake=_with_old_version(replace=["example.com/x => example.com/y v0.0.9"]))
+    [outcome] = ensure(layout, pins, ["fake@0.9.0"], "build", stream=io.StringIO())
+    assert (outcome.version, outcome.action) == ("0.9.0", "built"), outcome.error
+    tool_dir = layout.tool_dir("fake", "0.9.0")
+    assert "Version=0.9.0" in (tool_dir / "bin" / "fake").read_text()
+    manifest = read_manifest(tool_dir)
+    assert manifest is not None and manifest.version == "0.9.0" and manifest.source == "build"
+    assert manifest.details["require"] == ["example.com/fake@v0.9.0"]
+    assert manifest.details["replace"] == ["example.com/x => example.com/y v0.0.9"]
+    assert "mod download -json example.com/fake@v0.9.0" in calls(fake_go)
+    assert not any("@v1.0.0" in c for c in calls(fake_go))
+    assert not layout.tool_dir("fake", "1.0.0").exists()
+
+
+def test_extra_version_gets_the_same_licence_and_forbidden_module_checks(
+    fake_go: Path, layout: Layout
+) -> None:
+    add_module(fake_go, "example.com/fake@v0.9.0", BUSL, "module example.com/fake\n")
+    add_module(fake_go, "example.com/fake/api@v0.9.0", MPL, "module example.com/fake/api\n")
+    pins = make_pins(fake=_with_old_version(licence_check=["example.com/fake/api@v0.9.0"]))
+    [outcome] = ensure(layout, pins, ["fake@0.9.0"], "build", stream=io.StringIO())
+    assert outcome.action == "failed" and "BUSL-1.1" in outcome.error
+    add_module(fake_go, "example.com/fake@v0.9.0", MPL, "module example.com/fake\n")
+    add_module(fake_go, "example.com/fake/api@v0.9.0", BUSL, "module example.com/fake/api\n")
+    [outcome] = ensure(layout, pins, ["fake@0.9.0"], "build", stream=io.StringIO())
+    assert outcome.action == "failed" and "example.com/fake/api@v0.9.0" in outcome.error
+    add_module(fake_go, "example.com/fake/api@v0.9.0", MPL,
+               "module example.com/fake/api\n\nrequire example.com/forbidden v0.1.0\n")
+    [outcome] = ensure(layout, pins, ["fake@0.9.0"], "build", stream=io.StringIO())
+    assert outcome.action == "failed" and "example.com/forbidden" in outcome.error
+    assert not layout.tool_dir("fake", "0.9.0").exists()
+    assert all(not c.startswith(("mod tidy", "build")) for c in calls(fake_go))

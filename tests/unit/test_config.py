@@ -124,3 +124,19 @@ def test_a_new_version_does_not_inherit_the_default_sha256() -> None:
     raw = dict(LAB_STACK, install='{"source": "release"}', nomad='{"version": "1.6.4"}')
     with pytest.raises(cfg.ConfigError, match=r"hashicluster:nomad.sha256"):
         cfg.load(raw, "s", fake_pins)
+
+
+def test_another_version_the_toolchain_has_gives_its_sha256() -> None:
+    """Defaults keyed "product@version" (the toolchain's extra versions, see
+    cluster/binaries.py) give the sha256 of a stack that pins only that version."""
+    def pins(source: cfg.InstallSource) -> dict[str, cfg.BinaryPin]:
+        known = fake_pins(source)
+        known["nomad@1.6.2"] = cfg.BinaryPin("nomad", "1.6.2", "e" * 64, known["nomad"].url)
+        return known
+
+    spec = cfg.load(dict(LAB_STACK, nomad='{"version": "1.6.2"}'), "s", pins)
+    assert spec.install.nomad == cfg.BinaryPin("nomad", "1.6.2", "e" * 64, pins("upload")["nomad"].url)
+    assert spec.install.consul == fake_pins("upload")["consul"]
+    explicit = cfg.load(dict(LAB_STACK, nomad=f'{{"version": "1.6.2", "sha256": "{"f" * 64}"}}'), "s", pins)
+    assert explicit.install.nomad.sha256 == "f" * 64
+    assert cfg.load(dict(LAB_STACK, nomad='{"version": "1.6.1"}'), "s", pins).install.nomad.sha256 == ""
