@@ -52,6 +52,12 @@ class NspawnSettings:
     network: ipaddress.IPv4Network
 
 
+VagrantDriver = Literal["auto", "kvm", "qemu"]
+# Per machine role (server, lb, client): CPUs and MiB of memory when the config sets none.
+VAGRANT_CPUS = {"server": 2, "lb": 1, "client": 2}
+VAGRANT_MEMORY = {"server": 1024, "lb": 512, "client": 1024}
+
+
 @dataclass(frozen=True)
 class VagrantSettings:
     """Vagrant boxes, one VM per node."""
@@ -59,9 +65,11 @@ class VagrantSettings:
     network: ipaddress.IPv4Network
     box: str
     provider: str
-    driver: Literal["kvm", "qemu"]
-    cpus: int
-    memory: int
+    # libvirt's domain type: kvm, qemu (plain emulation) or auto (kvm where this host's CPU
+    # offers hardware virtualisation, else qemu; see cluster/machines/vagrant.py).
+    driver: VagrantDriver
+    cpus: Mapping[str, int]  # role -> CPUs
+    memory: Mapping[str, int]  # role -> MiB
 
 
 @dataclass(frozen=True)
@@ -251,19 +259,37 @@ def _machines(raw: str | None, highest_host: int) -> MachinesSpec:
     if vprovider not in ("libvirt", "virtualbox"):
         raise ConfigError(f"{key}.vagrantProvider", f"{vprovider!r} is not supported (libvirt, virtualbox)",
                           _fix_set_path(f"{key}.vagrantProvider", "libvirt"))
-    driver = obj.get("driver", "kvm")
-    if driver not in ("kvm", "qemu"):
+    driver = obj.get("driver", "auto")
+    if driver not in ("auto", "kvm", "qemu"):
         raise ConfigError(f"{key}.driver",
                           f"{driver!r} is not a libvirt driver "
-                          "(kvm, or qemu for plain emulation without KVM)",
-                          _fix_set_path(f"{key}.driver", "qemu"))
+                          "(auto, kvm, or qemu for plain emulation without KVM)",
+                          _fix_set_path(f"{key}.driver", "auto"))
     return MachinesSpec(provider="vagrant", vagrant=VagrantSettings(
         network=network, box=box, provider=vprovider, driver=driver,
-        cpus=_object_int(f"{key}.cpus", obj.get("cpus"), 2, 1, 64),
-        memory=_object_int(f"{key}.memory", obj.get("memory"), 1024, 256, 262144),
+        cpus=_per_role(f"{key}.cpus", obj.get("cpus"), VAGRANT_CPUS, 1, 64),
+        memory=_per_role(f"{key}.memory", obj.get("memory"), VAGRANT_MEMORY, 256, 262144),
     ))
 
 
+def _per_role(key: str, value: Any, defaults: Mapping[str, int], low: int, high: int) -> dict[str, int]:
+    """One number for every role, or {role: number} for some roles (the rest keep defaults)."""
+    if value is None:
+        return dict(defaults)
+    if not isinstance(value, dict):
+        number = _object_int(key, value, defaults["server"], low, high)
+        return {role: number for role in defaults}
+    unknown = sorted(set(value) - set(defaults))
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}", f"{unknown[0]!r} is not a machine role "
+                          f"(one of: {', '.join(defaults)})", f"remove it from {NAMESPACE}:{key}")
+    return {role: _object_int(f"{key}.{role}", value.get(role), default, low, high)
+            for role, default in defaults.items()}
+
+
+# `defaults(source)`: the pins to use where the config pins none, keyed by product (the
+# default versions) and by "product@version" (other versions the toolchain provides, e.g.
+# "nomad@1.6.2", whose sha256 is used when a stack pins only that version).
 PinDefaults = Callable[[InstallSource], Mapping[str, BinaryPin]]
 
 
@@ -324,19 +350,22 @@ _URL_RE = re.compile(r"^(https?|file)://[^\s]+$")
 _META_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$")
 
 
-def _pin(raw: Mapping[str, str], product: str, default: BinaryPin | None,
+def _pin(raw: Mapping[str, str], product: str, known: Mapping[str, BinaryPin],
          source: InstallSource) -> BinaryPin:
     key = PRODUCT_KEYS[product]
+    default = known.get(product)
     obj = _parse_object(key, raw[key], "version", "1.2.3") if key in raw else {}
     _check_keys(key, obj, ("version", "sha256"))
     version = obj.get("version", default.version if default else None)
     if not isinstance(version, str) or not _VERSION_RE.match(version):
         raise ConfigError(f"{key}.version", f"{version!r} is not a version such as 1.2.3",
                           _fix_set_path(f"{key}.version", default.version if default else "1.2.3"))
+    # What is known of the pinned version: the default, or another version the toolchain has.
+    same = (default if default is not None and default.version == version
+            else known.get(f"{product}@{version}"))
     sha = obj.get("sha256")
     if sha is None:
-        same = default is not None and default.version == version
-        sha = default.sha256 if same and default is not None else ""
+        sha = same.sha256 if same is not None else ""
     if not isinstance(sha, str) or (sha and not _SHA256_RE.match(sha)):
         raise ConfigError(f"{key}.sha256", f"{sha!r} is not a sha256 (64 lowercase hex digits)",
                           _fix_set_path(f"{key}.sha256", "<sha256 of the artefact>"))
@@ -347,7 +376,8 @@ def _pin(raw: Mapping[str, str], product: str, default: BinaryPin | None,
                           f"no sha256 is pinned for the {product} {version} release",
                           f"pin the linux_amd64 value of {sums}: "
                           + _fix_set_path(f"{key}.sha256", "<sha256>"))
-    url, archive = (default.url, default.archive) if default else ("", "zip")
+    base = same or default
+    url, archive = (base.url, base.archive) if base else ("", "zip")
     return BinaryPin(product, version, sha, url, archive)
 
 
@@ -365,7 +395,7 @@ def _install(raw: Mapping[str, str], defaults: PinDefaults) -> InstallSpec:
         raise ConfigError("install.mirror", f"{mirror!r} is not an http(s) URL",
                           _fix_set_path("install.mirror", DEFAULT_MIRROR))
     known = defaults(source)
-    pins = {p: _pin(raw, p, known.get(p), source) for p in PRODUCT_KEYS}
+    pins = {p: _pin(raw, p, known, source) for p in PRODUCT_KEYS}
     return InstallSpec(source=source, mirror=mirror.rstrip("/"), consul=pins["consul"],
                        nomad=pins["nomad"], consul_template=pins["consul-template"],
                        cadvisor=pins["cadvisor"])

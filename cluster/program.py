@@ -15,7 +15,7 @@ from pulumi.runtime import config as runtime_config
 from cluster import binaries
 from cluster import config as cfg
 from cluster.jobs import NomadJob
-from cluster.machines import Machine, nspawn
+from cluster.machines import Machine, nspawn, vagrant
 from cluster.services.agents import agents
 from cluster.services.identity import identity
 from cluster.topology import Node, Role, nodes
@@ -35,9 +35,7 @@ def make_machines(spec: cfg.ClusterSpec, check_network: bool = True) -> list[Mac
         if check_network:
             nspawn.require_lab_network()
         return [nspawn.machine(node, spec.stack) for node in nodes(spec)]
-    raise pulumi.RunError(
-        f"{cfg.NAMESPACE}:machines.provider: the {spec.machines.provider!r} provider validates "
-        "its config but cannot create machines yet; use the nspawn provider (the lab stack)")
+    return vagrant.machines(spec, nodes(spec))
 
 
 @dataclass

@@ -104,3 +104,26 @@ def vagrant_insecure_pubkey() -> Path:
         if path.name == "vagrant.pub" and path.parent.name == "keys" and path.is_file():
             return path
     raise BoxError("the vagrant package has no keys/vagrant.pub; pass --pubkey FILE")
+
+
+def missing_packages(tools: dict[str, str]) -> list[str]:
+    """Debian packages that would provide the tools not on PATH."""
+    return sorted({m.split("(")[1].rstrip(")") for m in missing_tools(tools)})
+
+
+def install_packages(packages: list[str]) -> None:
+    """apt-get install PACKAGES (updating the lists once if the first try fails)."""
+    if not packages:
+        return
+    if shutil.which("apt-get") is None:
+        raise BoxError(f"missing packages {', '.join(packages)} and no apt-get: install them by hand")
+    log(f"installing {' '.join(packages)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+
+    def apt(*args: str) -> int:
+        return subprocess.call(["apt-get", *args], env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL)
+
+    install = ("install", "-y", "-q", "--no-install-recommends", *packages)
+    if apt(*install) != 0 and (apt("update", "-q") != 0 or apt(*install) != 0):
+        raise BoxError(f"could not install {' '.join(packages)} with apt-get")

@@ -138,6 +138,7 @@ def configure_guest(box: spec.BoxSpec, root: Path, root_uuid: str, pubkey: str) 
     write(root / f"etc/sudoers.d/{spec.VAGRANT_USER}", spec.sudoers(), 0o440)
     write(root / "etc/apt/sources.list", sources_list(box))
     chroot(root, "systemctl", "enable", "systemd-networkd", "systemd-resolved", "ssh", "ssh-hostkeys")
+    chroot(root, "systemctl", "disable", *spec.DISABLED_UNITS)
     chroot(root, "useradd", "--create-home", "--shell", "/bin/bash", "--user-group", spec.VAGRANT_USER)
     chroot(root, "usermod", "--password", "*", spec.VAGRANT_USER)  # key login only, not locked
     ssh_dir = root / "home" / spec.VAGRANT_USER / ".ssh"

@@ -5,6 +5,7 @@ Everything here is pure (no I/O) so it can be unit tested.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -39,7 +40,11 @@ PACKAGES: tuple[str, ...] = (
     "unzip",
     "ca-certificates",
     "rsync",
+    # the load balancer's reverse proxy, for sites whose machines cannot reach a Debian mirror;
+    # installed but disabled (the cluster's nginx step configures and starts it where needed)
+    "nginx",
 )
+DISABLED_UNITS: tuple[str, ...] = ("nginx.service",)
 
 _SIZE_RE = re.compile(r"^([1-9][0-9]*)G$")
 
@@ -163,3 +168,11 @@ def validate_pubkey(text: str) -> str:
     if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-")) or "\n" in line:
         raise ValueError("not a single ssh public key line")
     return line + "\n"
+
+
+def recipe_digest(box: BoxSpec, pubkey: str) -> str:
+    """A hash of everything that goes into the box: a box built from another recipe is stale."""
+    parts = [box.name, box.suite, str(box.size_gb), box.mirror, pubkey, KERNEL_CMDLINE, *PACKAGES,
+             *DISABLED_UNITS, vagrantfile(), network_unit(), sudoers(), ssh_hostkeys_unit(),
+             metadata(box.size_gb)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()

@@ -7,6 +7,7 @@ the machine's life (the parent of every step run on it) and an SSH connection.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 from pulumi_command import remote
@@ -20,3 +21,11 @@ class Machine:
     resource: pulumi.ComponentResource
     connection: pulumi.Output[remote.ConnectionArgs]
     ssh: str  # the command a person types to log in
+
+
+def read_private_key(path: str, what: str, fix: str) -> str:
+    """The SSH private key at PATH, for a connection; a clear error naming WHAT and FIX otherwise."""
+    try:
+        return Path(path).read_text()
+    except OSError as err:
+        raise RuntimeError(f"cannot read {what} {path} ({err.strerror}). Fix: {fix}") from None

@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 from pulumi_command import local, remote
 
-from cluster.machines import Machine
+from cluster.machines import Machine, read_private_key
 from cluster.topology import Node
 
 LAB_NETNS = "hcl-lab"
@@ -40,12 +40,8 @@ def require_lab_network() -> None:
 
 
 def _read_key(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError as err:
-        raise RuntimeError(
-            f"cannot read the lab SSH key {path} ({err.strerror}); it is made by `python3 -m lab up`. "
-            "Fix: `python3 -m lab up` any machine to recreate it, then `pulumi refresh`") from None
+    return read_private_key(path, "the lab SSH key (made by `python3 -m lab up`)",
+                            "`python3 -m lab up` any machine to recreate it, then `pulumi refresh`")
 
 
 class NspawnMachine(pulumi.ComponentResource):

@@ -29,7 +29,7 @@ NETWORK = "10.210.9.0/24"
 TIMINGS = Path(os.environ.get("HASHICLUSTER_TIMINGS", "/tmp/hashicluster-e2e-timings.json"))
 # What a project checkout holds that the program needs (venv is linked, not copied).
 PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "cluster", "lab", "toolchain", "templates", "jobs",
-                 "requirements.txt"]
+                 "vagrantbox", "review", "Pulumi.lab.yaml", "requirements.txt"]
 
 
 def run(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
@@ -49,17 +49,27 @@ class Project:
     env: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
     destroyed: bool = False
+    stack: str = STACK
+    timings_file: Path = TIMINGS
+    # Where the stack's machines are reachable: the lab network.
+    runner: tuple[str, ...] = ("python3", "-m", "lab", "exec", "--")
+
+    def exec(self, *args: str, env: dict[str, str] | None = None, check: bool = True,
+             timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+        """ARGS through the runner, in the project copy."""
+        return run([*self.runner, *args], cwd=self.path, env={**self.env, **(env or {})}, check=check,
+                   timeout=timeout)
 
     def pulumi(self, *args: str, check: bool = True,
                timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-        return run(["python3", "-m", "lab", "exec", "--", "pulumi", *args, "--stack", STACK,
-                    "--non-interactive"], cwd=self.path, env=self.env, check=check, timeout=timeout)
+        return self.exec("pulumi", *args, "--stack", self.stack, "--non-interactive", check=check,
+                         timeout=timeout)
 
     def timed(self, label: str, *args: str) -> subprocess.CompletedProcess[str]:
         start = time.monotonic()
         proc = self.pulumi(*args)
         self.timings[label] = round(time.monotonic() - start, 1)
-        TIMINGS.write_text(json.dumps(self.timings, indent=2) + "\n")
+        self.timings_file.write_text(json.dumps(self.timings, indent=2) + "\n")
         return proc
 
     def outputs(self) -> dict[str, Any]:
@@ -70,20 +80,22 @@ class Project:
 
 
 def toolchain_path() -> str:
-    """PATH with the toolchain's Pulumi CLI, language host and command provider first."""
+    """PATH with the toolchain's Pulumi CLI and language host first (the command provider is
+    linked into each Pulumi home: `python3 -m toolchain plugins`)."""
     if os.geteuid() != 0:
         pytest.fail("the end-to-end tests need root (lab machines): run `./run test` as root")
     try:
-        dirs = [str(installed(tool).path.parent) for tool in ("pulumi", "pulumi-resource-command")]
+        dirs = [str(installed("pulumi").path.parent)]
+        installed("pulumi-resource-command")  # linked into each test's Pulumi home
     except ToolchainError as err:
         pytest.fail(f"{err} (`./run test` provides the toolchain)")
     return os.pathsep.join([*dirs, os.environ.get("PATH", "")])
 
 
-@pytest.fixture(scope="session")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+def project_copy(base: Path, stack: str, stack_config: str, passphrase: str) -> tuple[Path, dict[str, str]]:
+    """A copy of the project under BASE with the stack file STACK, and the environment that
+    runs the toolchain's Pulumi on a file backend of its own there."""
     path_env = toolchain_path()
-    base = tmp_path_factory.mktemp("project")
     path = base / "hashicluster"
     path.mkdir()
     for name in PROJECT_FILES:
@@ -93,16 +105,24 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
         elif src.exists():
             shutil.copy2(src, path / name)
     (path / "venv").symlink_to(ROOT / "venv")
-    stack_config = (ROOT / "Pulumi.lab.yaml").read_text().replace("10.210.1.0/24", NETWORK)
-    assert NETWORK in stack_config
-    (path / f"Pulumi.{STACK}.yaml").write_text(stack_config)
+    (path / f"Pulumi.{stack}.yaml").write_text(stack_config)
     backend = base / "backend"
     backend.mkdir()
     env = dict(os.environ)
     env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
     env.update(PATH=path_env, PULUMI_HOME=str(base / "pulumi-home"),
-               PULUMI_BACKEND_URL=f"file://{backend}", PULUMI_CONFIG_PASSPHRASE="e2e-passphrase",
+               PULUMI_BACKEND_URL=f"file://{backend}", PULUMI_CONFIG_PASSPHRASE=passphrase,
                PULUMI_SKIP_UPDATE_CHECK="true", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true")
+    subprocess.run(["python3", "-m", "toolchain", "plugins", "--home", env["PULUMI_HOME"]], cwd=ROOT,
+                   check=True, capture_output=True)
+    return path, env
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    stack_config = (ROOT / "Pulumi.lab.yaml").read_text().replace("10.210.1.0/24", NETWORK)
+    assert NETWORK in stack_config
+    path, env = project_copy(tmp_path_factory.mktemp("project"), STACK, stack_config, "e2e-passphrase")
     proj = Project(path, env)
     # Machines of an earlier, interrupted run of this stack would collide with ours.
     for machine in lab_machines(proj):

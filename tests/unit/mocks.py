@@ -28,7 +28,7 @@ class Registration:
 
 
 class LabMocks(pulumi.runtime.Mocks):
-    """Answers like the real providers would: `lab up` prints the machine as JSON."""
+    """Answers like the real providers would: `lab up` and `vagrantbox machine up` print JSON."""
 
     def __init__(self, key_file: Path) -> None:
         self.key_file = key_file
@@ -42,6 +42,14 @@ class LabMocks(pulumi.runtime.Mocks):
                 "name": words[4], "address": words[words.index("--address") + 1], "user": "root",
                 "private_key_path": str(self.key_file), "ssh_port": 22,
                 "host_key_public": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockHostKey mock",
+            })
+        create = str(args.inputs.get("create", ""))
+        if args.typ == "command:local:Command" and "vagrantbox machine up" in create:
+            name = create.split()[4]
+            outputs["stdout"] = json.dumps({
+                "name": name, "dir": f"/project/.hashicluster/vagrant/unit/{name}", "host": "192.168.121.7",
+                "port": 22, "user": "root", "private_key_path": str(self.key_file),
+                "host_key_public": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockHostKey",
             })
         self.inputs[args.name] = dict(args.inputs)
         return f"{args.name}-id", outputs

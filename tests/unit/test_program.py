@@ -153,3 +153,39 @@ def test_a_new_version_changes_every_step_of_that_product_only(key_file: Path) -
     nomad_nodes = ["root-server", "client1", "client2", "client3"]
     assert differ == ({f"{n}-nomad" for n in nomad_nodes} | {f"{n}-nomad-upload" for n in nomad_nodes}
                       | {"nomad-servers-ready"})
+
+
+VAGRANT_STACK = {"machines": '{"provider": "vagrant", "driver": "qemu", "box": "hashicluster/bookworm"}',
+                 "clients": "2", "install": '{"source": "upload"}'}
+
+
+def test_vagrant_stack_graph(key_file: Path) -> None:
+    graph = lab(key_file, VAGRANT_STACK)
+    nodes = ["root-server", "frontend-lb", "client1", "client2"]
+    for node in nodes:
+        assert graph.get(node).type == "hashicluster:machines:VagrantMachine"
+        vm = graph.inputs(f"{node}-vagrant")
+        assert graph.parent_name(f"{node}-vagrant") == node
+        where = f"{node} --dir .hashicluster/vagrant/unit/{node}"
+        assert vm["create"] == f"python3 -m vagrantbox machine up {where} --provider libvirt"
+        assert vm["update"] == f"python3 -m vagrantbox machine reload {where} --provider libvirt"
+        assert vm["delete"] == f"python3 -m vagrantbox machine down {where}"
+        assert f'config.vm.define "{node}"' in vm["stdin"] and 'v.driver = "qemu"' in vm["stdin"]
+        # Steps run over the VM's SSH connection, as root, with the host key read at creation.
+        assert graph.depends_on(f"{node}-identity", f"{node}-vagrant")
+    # The first VM is made alone (it adds the box to libvirt's pool and makes the networks);
+    # the others wait for it, and only for it.
+    for node in nodes[1:]:
+        assert graph.depends_on(f"{node}-vagrant", "root-server-vagrant")
+    assert not graph.depends_on("client2-vagrant", "client1-vagrant")
+    assert graph.result.outputs()["machines"]["client1"]["ssh"] == \
+        "cd .hashicluster/vagrant/unit/client1 && vagrant ssh client1"
+
+
+def test_vagrant_memory_change_touches_only_that_roles_vms(key_file: Path) -> None:
+    before = lab(key_file, VAGRANT_STACK)
+    machines = ('{"provider": "vagrant", "driver": "qemu", "box": "hashicluster/bookworm", '
+                '"memory": {"lb": 768}}')
+    after = lab(key_file, dict(VAGRANT_STACK, machines=machines))
+    assert before.changed(after) == {"frontend-lb-vagrant"}
+    assert "v.memory = 768" in after.inputs("frontend-lb-vagrant")["stdin"]
