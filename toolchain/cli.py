@@ -1,16 +1,19 @@
-"""Command line: ``python3 -m toolchain {ensure,env,path,status}``."""
+"""Command line: ``python3 -m toolchain {ensure,env,path,status,plugins}``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from toolchain.ensure import SOURCE_ENV, SOURCES, ensure, format_seconds, resolve_source
 from toolchain.errors import ToolchainError
 from toolchain.paths import CACHE_ENV, Layout
 from toolchain.pins import load_pins
+from toolchain.plugins import link_plugins
 from toolchain.shellenv import binary_path, env_lines, status_lines
 
 
@@ -46,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_path = sub.add_parser("path", help="print the path of a tool's main binary")
     p_path.add_argument("tool", metavar="TOOL[@VERSION]")
     sub.add_parser("status", help="show every pinned version of every tool and what is cached")
+    p_plugins = sub.add_parser("plugins", help="link the toolchain's Pulumi plugins into a Pulumi home "
+                               "(done by `ensure`; for another PULUMI_HOME)")
+    p_plugins.add_argument("--home", type=Path, default=None,
+                           help="the Pulumi home (default: $PULUMI_HOME, else the toolchain's)")
     return parser
 
 
@@ -66,6 +73,7 @@ def cmd_ensure(args: argparse.Namespace, layout: Layout) -> int:
             file=sys.stderr,
         )
         return 1
+    link_plugins(layout, pins)
     print(f"toolchain: {len(outcomes)} tools ready ({elapsed})", file=sys.stderr)
     return 0
 
@@ -84,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(binary_path(layout, pins, args.tool))
         elif args.command == "status":
             print("\n".join(status_lines(layout, pins)))
+        elif args.command == "plugins":
+            home = args.home or (Path(os.environ["PULUMI_HOME"]) if os.environ.get("PULUMI_HOME") else None)
+            for link in link_plugins(layout, pins, home):
+                print(link)
     except ToolchainError as exc:
         print(f"toolchain: error: {exc}", file=sys.stderr)
         return 1
