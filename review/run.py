@@ -167,9 +167,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the two trees are laid out and the base is remembered (%(default)s)")
     parser.add_argument("--max-chars", type=int, default=summary.DEFAULT_MAX_CHARS,
                         help="cut the full diff so that summary.md fits (%(default)s)")
+    parser.add_argument("--destroy", action="store_true",
+                        help="destroy the review stack's cluster (kept between reviews otherwise) and stop")
+
+
+def destroy(stack: str, work: Path) -> None:
+    """`pulumi destroy` the review stack from the base tree it was brought up from."""
+    base_tree = work / "base"
+    if not (base_tree / f"Pulumi.{stack}.yaml").is_file():
+        log(f"no review stack {stack} was brought up from {work}: nothing to destroy")
+        return
+    log(f"pulumi destroy: the stack {stack}")
+    Pulumi(stack).run(base_tree, "destroy", "--yes")
+    (work / f"{stack}.base").unlink(missing_ok=True)
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.destroy:
+        destroy(args.stack, args.work.absolute())
+        return 0
     repo = Path(git(Path.cwd(), "rev-parse", "--show-toplevel").decode())
     path = review(repo, args.base, args.out.absolute(), args.stack, args.network, args.work.absolute(),
                   args.max_chars)

@@ -144,6 +144,8 @@ def test_review_run_previews_the_working_tree_against_the_base(project: Project,
         files = [p.read_text() for p in out.iterdir()]
         assert_no_secret(project, *logs, *files)
     finally:
-        destroy = ["python3", "-m", "lab", "exec", "--", "pulumi", "destroy", "--yes",
-                   "--stack", "e2e-review", "--non-interactive"]
-        subprocess.run(destroy, cwd=work / "base", env=project.env, capture_output=True, timeout=900)
+        down = subprocess.run([*cmd, "--destroy"], cwd=repo, env=project.env, capture_output=True,
+                              text=True, timeout=900)
+    assert down.returncode == 0, down.stderr[-3000:]
+    assert "pulumi destroy: the stack e2e-review" in down.stderr
+    assert not (work / "e2e-review.base").exists()
