@@ -1,0 +1,445 @@
+"""`python3 -m bench run`: measure what users feel on a lab cluster of the benchmark's own.
+
+The project's working tree is copied to a temporary directory (like the end-to-end tests do)
+with its own file backend, passphrase `bench`, stack `bench` and lab network 10.210.4.0/24;
+Pulumi runs inside the lab network (`python3 -m lab exec -- pulumi ...`). In order:
+
+1. cold `pulumi up` (no machines -> healthy cluster, fib routed), then /fib/10 through the
+   load balancer; `pulumi destroy` between runs. Each up writes the engine's event log
+   (`--event-log`), and `pulumi stack export` gives the dependencies: the critical path;
+2. no-op `pulumi up`, no-op `pulumi preview`;
+3. a one-client change: `pulumi config set --path hashicluster:clientSettings.client2.meta.bench
+   VALUE` (a new value each run), then `pulumi preview` and `pulumi up`;
+4. load through the load balancer and straight to one fib instance (from Consul's catalog);
+5. failover: one fib allocation stopped, the load balancer watched (bench/failover.py).
+
+Everything is destroyed at the end, also after an error or Ctrl-C: `pulumi destroy`, then
+`lab down` for any machine of the stack left over.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from bench import critpath, eventlog, facts, report
+from bench.report import Figure, PathReport, Report
+from bench.workspace import NETWORK, ROOT, STACK, BenchError, Done, Workspace, run_command
+
+CHANGE_KEY = "hashicluster:clientSettings.client2.meta.bench"
+CHANGED_STEP = "client2-nomad"
+LOCK = Path(os.environ.get("HASHICLUSTER_LAB_RUNTIME", "/run/hashicluster/lab")).parent / "bench.lock"
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to measure and how often."""
+
+    runs: int = 3
+    load_seconds: float = 10.0
+    load_warmup: float = 1.0
+    concurrency: int = 8
+    failover_settle: float = 3.0
+    quick: bool = False
+    keep_workdir: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"runs": self.runs, "quick": self.quick, "load_seconds": self.load_seconds,
+                "load_warmup_s": self.load_warmup, "concurrency": self.concurrency,
+                "failover_settle_s": self.failover_settle, "stack": STACK, "network": NETWORK}
+
+
+# --- the measurements -------------------------------------------------------------------------
+
+@dataclass
+class Addresses:
+    """Where the cluster answers, from the stack's outputs."""
+
+    lb: str
+    server: str
+
+    @property
+    def fib(self) -> str:
+        return f"http://{self.lb}/fib/10"
+
+    @property
+    def nomad(self) -> str:
+        return f"http://{self.server}:4646"
+
+    @property
+    def consul(self) -> str:
+        return f"http://{self.server}:8500"
+
+
+@dataclass
+class Measured:
+    """The run's figures by key, the critical paths of each run, and notes."""
+
+    figures: dict[str, Figure]
+    paths: dict[str, list[PathReport]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    details: dict[str, list[Any]] = field(default_factory=dict)
+
+    def add(self, key: str, value: float | None) -> None:
+        if value is not None:
+            self.figures[key].values.append(value)
+
+    def detail(self, section: str, what: Any) -> None:
+        """What one run of SECTION saw, for the JSON report."""
+        self.details.setdefault(section, []).append(what)
+
+
+FIGURES = [
+    ("cold_up", "cold pulumi up: no machines -> healthy cluster", "s"),
+    ("cold_fib", "cold up until /fib/10 answers through the LB", "s"),
+    ("cold_critical", "cold up: critical path (sum of its step durations)", "s"),
+    ("cold_ratio", "cold up: wall / critical path", "x"),
+    ("noop_up", "no-op pulumi up", "s"),
+    ("noop_preview", "no-op pulumi preview", "s"),
+    ("change_preview", "one-client change: pulumi preview", "s"),
+    ("change_up", "one-client change: pulumi up", "s"),
+    ("change_critical", "one-client change: critical path", "s"),
+    ("change_ratio", "one-client change: wall / critical path", "x"),
+    ("lb_rps", "fib through the LB: requests/s", "req/s"),
+    ("lb_p50", "fib through the LB: p50 latency", "ms"),
+    ("lb_p99", "fib through the LB: p99 latency", "ms"),
+    ("direct_rps", "fib straight to one instance: requests/s", "req/s"),
+    ("direct_p50", "fib straight to one instance: p50 latency", "ms"),
+    ("direct_p99", "fib straight to one instance: p99 latency", "ms"),
+    ("lb_errors", "fib through the LB: failed requests", "%"),
+    ("direct_errors", "fib straight to one instance: failed requests", "%"),
+    ("lb_direct_rps", "requests/s ratio LB / direct", "x"),
+    ("lb_direct_p50", "p50 latency ratio LB / direct", "x"),
+    ("failover_victim", "failover: stopped instance's last answer after the stop", "s"),
+    ("failover_errors", "failover: failed requests through the LB", "count"),
+    ("failover_last_error", "failover: last failed request after the stop", "s"),
+    ("failover_slowest", "failover: slowest request after the stop", "ms"),
+    ("failover_replacement", "failover: replacement first answers after the stop", "s"),
+    ("destroy", "pulumi destroy", "s"),
+]
+
+
+class Bench:
+    """One benchmark: the workspace, the settings and what has been measured so far."""
+
+    def __init__(self, ws: Workspace, settings: Settings) -> None:
+        self.ws = ws
+        self.settings = settings
+        self.m = Measured({key: Figure(key, label, unit) for key, label, unit in FIGURES})
+        self.addresses: Addresses | None = None
+        self.whole = False  # a whole, healthy cluster runs: its destroy time counts
+
+    @property
+    def runs(self) -> range:
+        return range(self.settings.runs)
+
+    def step(self, what: str, run: int) -> None:
+        log(f"{what} ({run + 1}/{self.settings.runs})")
+
+    def export(self) -> dict[str, critpath.Node]:
+        done, _ = self.ws.pulumi("stack export", "stack", "export", timeout=120)
+        return critpath.graph(json.loads(done.stdout))
+
+    def path_report(self, title: str, done: Done, events: eventlog.EventLog | None) -> PathReport:
+        if events is None:
+            raise BenchError(f"{title}: no event log")
+        path = critpath.critical_path(self.export(), events)
+        return PathReport(title=title, wall=done.wall, span=events.span, path=path)
+
+    def cold(self) -> None:
+        """Cold ups, with a destroy before every one but the first."""
+        for run in self.runs:
+            if run:
+                self.step("pulumi destroy", run - 1)
+                self.destroy(record=True)
+            self.step("cold pulumi up", run)
+            self.whole = False
+            done, events = self.ws.pulumi("cold up", "up", "--yes", "--skip-preview", events=True)
+            self.m.add("cold_up", done.wall)
+            self.addresses = self.addresses or self.read_addresses()
+            answer = self.ws.in_lab("probe fib", "probe", self.addresses.fib, "--timeout", "60",
+                                    "--contains", '"fib": 55')
+            if not answer["ok"]:
+                raise BenchError(f"after the cold up, {self.addresses.fib} did not answer fib(10) "
+                                 f"within 60s; last answer: {answer['status']} {answer['body'][:300]}")
+            self.m.add("cold_fib", done.wall + answer["elapsed_s"])
+            self.whole = True
+            path = self.path_report(f"cold up, run {run + 1}", done, events)
+            self.m.paths.setdefault("cold", []).append(path)
+            self.m.add("cold_critical", path.total)
+            self.m.add("cold_ratio", path.ratio)
+            self.m.detail("cold_up", {"wall_s": round(done.wall, 3), "fib_after_s": answer["elapsed_s"],
+                                      "critical_path": report.path_json(path),
+                                      "steps": events.durations() if events else []})
+
+    def destroy(self, record: bool) -> None:
+        """`pulumi destroy`; RECORD its time (not when it removes half a cluster)."""
+        self.whole = False
+        done, _ = self.ws.pulumi("destroy", "destroy", "--yes", "--skip-preview", timeout=900)
+        if record:
+            self.m.add("destroy", done.wall)
+            self.m.detail("destroy", {"wall_s": round(done.wall, 3)})
+        left = self.ws.remove_machines()
+        if left:
+            self.m.notes.append(f"pulumi destroy left lab machines behind, removed with lab down: {left}")
+        self.ws.forget_neighbours()
+
+    def read_addresses(self) -> Addresses:
+        done, _ = self.ws.pulumi("stack output", "stack", "output", "--json", timeout=120)
+        machines = json.loads(done.stdout)["machines"].values()
+        # The first machine of each role: the root server, the front load balancer.
+        roles = {m["role"]: m["address"] for m in reversed(list(machines))}
+        return Addresses(lb=roles["lb"], server=roles["server"])
+
+    def expect_no_changes(self, what: str, done: Done, events: eventlog.EventLog | None) -> None:
+        changes = events.changes if events else {}
+        self.m.detail(what, {"wall_s": round(done.wall, 3), "changes": changes})
+        if changes:
+            self.m.notes.append(f"the {what} was not a no-op: {changes}")
+
+    def noop(self) -> None:
+        for run in self.runs:
+            self.step("no-op pulumi up", run)
+            done, events = self.ws.pulumi("noop up", "up", "--yes", "--skip-preview", events=True)
+            self.m.add("noop_up", done.wall)
+            self.expect_no_changes("no-op up", done, events)
+        for run in self.runs:
+            self.step("no-op pulumi preview", run)
+            done, events = self.ws.pulumi("noop preview", "preview", events=True)
+            self.m.add("noop_preview", done.wall)
+            self.expect_no_changes("no-op preview", done, events)
+
+    def change(self) -> None:
+        for run in self.runs:
+            value = f"run{run + 1}-{int(time.time())}"
+            self.step(f"one-client change ({CHANGE_KEY}={value})", run)
+            self.ws.pulumi("config set", "config", "set", "--path", CHANGE_KEY, value, timeout=120)
+            preview, previewed = self.ws.pulumi("change preview", "preview", events=True)
+            self.m.add("change_preview", preview.wall)
+            done, events = self.ws.pulumi("change up", "up", "--yes", "--skip-preview", events=True)
+            self.m.add("change_up", done.wall)
+            changed = [s.name for s in events.changed_steps()] if events else []
+            if changed != [CHANGED_STEP]:
+                self.m.notes.append(f"the one-client change (run {run + 1}) changed {changed}, "
+                                    f"expected [{CHANGED_STEP!r}]")
+            path = self.path_report(f"one-client change up, run {run + 1}", done, events)
+            self.m.paths.setdefault("change", []).append(path)
+            self.m.add("change_critical", path.total)
+            self.m.add("change_ratio", path.ratio)
+            self.m.detail("change", {
+                "value": value, "preview_s": round(preview.wall, 3), "up_s": round(done.wall, 3),
+                "previewed": previewed.changes if previewed else {}, "changed": changed,
+                "critical_path": report.path_json(path),
+                "changed_steps": [d for d in (events.durations() if events else []) if d["op"] != "same"]})
+
+    def direct_instance(self, addresses: Addresses) -> str:
+        """One passing fib instance's URL, from Consul's catalog (health endpoint: passing only)."""
+        answer = self.ws.in_lab("consul catalog", "probe",
+                                f"{addresses.consul}/v1/health/service/fib?passing=1", "--timeout", "30")
+        entries = json.loads(answer["body"]) if answer["ok"] else []
+        if not entries:
+            raise BenchError(f"Consul at {addresses.consul} lists no passing fib instance: "
+                             f"{answer['status']} {answer['body'][:300]}")
+        service = sorted(entries, key=lambda e: e["Service"]["ID"])[0]["Service"]
+        return f"http://{service['Address']}:{service['Port']}/fib/10"
+
+    def load(self) -> None:
+        assert self.addresses is not None
+        direct = self.direct_instance(self.addresses)
+        s = self.settings
+        args = ["--seconds", str(s.load_seconds), "--concurrency", str(s.concurrency),
+                "--warmup", str(s.load_warmup)]
+        for run in self.runs:
+            results: dict[str, Any] = {}
+            # Alternate which target goes first, so that drift in the host's load evens out.
+            order = [("lb", self.addresses.fib), ("direct", direct)]
+            for name, url in order if run % 2 == 0 else order[::-1]:
+                self.step(f"load {name}: {url}, {s.load_seconds:g}s x {s.concurrency} connections", run)
+                results[name] = self.ws.in_lab(f"load {name}", "load", url, *args,
+                                               timeout=s.load_seconds + s.load_warmup + 120)
+                r = results[name]
+                self.m.add(f"{name}_rps", r["rps"])
+                self.m.add(f"{name}_p50", r["p50_ms"])
+                self.m.add(f"{name}_p99", r["p99_ms"])
+                sent = r["served"] + r["errors"]
+                self.m.add(f"{name}_errors", 100.0 * r["errors"] / sent if sent else None)
+                if r["errors"]:
+                    self.m.notes.append(f"load {name}, run {run + 1}: {r['errors']} of {sent} requests "
+                                        f"failed: {r['error_kinds']}")
+            self.m.detail("load", results)
+            lb, dr = results["lb"], results["direct"]
+            if dr["rps"]:
+                self.m.add("lb_direct_rps", lb["rps"] / dr["rps"])
+            if lb["p50_ms"] and dr["p50_ms"]:
+                self.m.add("lb_direct_p50", lb["p50_ms"] / dr["p50_ms"])
+
+    def failover(self) -> None:
+        assert self.addresses is not None
+        a = self.addresses
+        for run in self.runs:
+            self.step("failover: stop one fib allocation", run)
+            result = self.ws.in_lab("failover", "failover", "--lb", a.fib, "--nomad", a.nomad,
+                                    "--consul", a.consul, "--settle", str(self.settings.failover_settle),
+                                    timeout=300)
+            self.m.detail("failover", result)
+            self.m.add("failover_victim", result["victim_last_s"])
+            self.m.add("failover_errors", result["errors"])
+            self.m.add("failover_last_error", result["last_error_s"])
+            self.m.add("failover_slowest", result["slowest_ms"])
+            if result["errors"]:
+                self.m.notes.append(f"failover, run {run + 1}: {result['errors']} of {result['requests']} "
+                                    f"requests after the stop failed: {result['error_kinds']}")
+            if result["replacement_first_s"] is None:
+                self.m.notes.append(f"failover run {run + 1}: no replacement answered within "
+                                    f"{result['observed_s']:.0f}s of the stop")
+            self.m.add("failover_replacement", result["replacement_first_s"])
+
+    def measure(self) -> bool:
+        """Every measurement; a failed one is noted and the next one runs, unless it was the
+        cold up (nothing to measure on then). True when all of them succeeded."""
+        self.cold()
+        ok = True
+        for section in (self.noop, self.load, self.change, self.failover):
+            try:
+                section()
+            except BenchError as err:
+                ok = False
+                self.fail(err)
+        return ok
+
+    def fail(self, err: Exception) -> None:
+        """Note a failure: its first line in the report, all of it on stderr."""
+        log(f"error: {err}")
+        self.m.notes.append(f"failed: {str(err).splitlines()[0]}")
+
+
+def median_run(paths: list[PathReport]) -> PathReport | None:
+    """The run whose wall time is the median one (the lower middle for an even count)."""
+    ordered = sorted(paths, key=lambda p: p.wall)
+    return ordered[(len(ordered) - 1) // 2] if ordered else None
+
+
+@contextmanager
+def single_instance() -> Iterator[None]:
+    """One benchmark at a time on this host (they would share the stack's machines)."""
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BenchError(f"another benchmark runs on this host (lock {LOCK}); wait for it") from None
+        yield
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def pulumi_version(env: dict[str, str]) -> str:
+    try:
+        return run_command(["pulumi", "version"], ROOT, env, 60).stdout.strip()
+    except (OSError, BenchError):
+        return ""
+
+
+def cleanup(bench: Bench) -> None:
+    """Destroy the stack (timed when a whole cluster runs); `lab down` whatever machine of it
+    is left."""
+    log("cleaning up: pulumi destroy")
+    try:
+        bench.destroy(record=bench.whole)
+    except (BenchError, OSError) as err:
+        bench.m.notes.append(f"the final pulumi destroy failed ({str(err).splitlines()[0]}); "
+                             "its machines were removed with lab down")
+        left = bench.ws.remove_machines()
+        log(f"pulumi destroy failed; removed with lab down: {left}")
+
+
+def build_report(bench: Bench, host: dict[str, str], finished: str) -> Report:
+    paths = [p for p in (median_run(bench.m.paths.get(k, [])) for k in ("cold", "change")) if p]
+    for path in paths:
+        path.title += " (the median run)" if bench.settings.runs > 1 else ""
+    host = {**host, "load average at end": facts.load_average(), "finished": finished}
+    notes = [*bench.m.notes,
+             "times are wall clock of the pulumi command as ./run runs it (inside `lab exec`); "
+             "step durations come from the engine's event log, timed when each event appeared",
+             f"before each cold up the lab switch forgets the ARP entries of {NETWORK}: with the "
+             "old machines' MACs, re-created machines stay unreachable for about 50 s",
+             f"work directory with every command's log and event log: {bench.ws.base}"
+             if bench.settings.keep_workdir else ""]
+    return Report(facts=host, settings=bench.settings.as_dict(), figures=list(bench.m.figures.values()),
+                  paths=paths, notes=[n for n in notes if n], details=bench.m.details)
+
+
+def main(settings: Settings, json_out: Path | None, markdown_out: Path | None,
+         stream: TextIO = sys.stdout) -> int:
+    """Run the benchmark, print the table, write the files asked for. Exit status: 0, 1 when
+    a measurement failed (the table shows what was measured), 130 on Ctrl-C."""
+    if os.geteuid() != 0:
+        raise BenchError("the benchmark makes lab machines, which needs root. Fix: sudo ./run bench")
+    signal.signal(signal.SIGTERM, _terminate)
+    status = 0
+    with single_instance():
+        ws = Workspace.create(ROOT)
+        host = facts.collect(ROOT, pulumi_version(ws.env))
+        bench = Bench(ws, settings)
+        log(f"work directory {ws.base}; stack {STACK} on {NETWORK}")
+        try:
+            left = ws.remove_machines()
+            if left:
+                log(f"removed lab machines of an earlier, interrupted benchmark: {left}")
+            ws.forget_neighbours()
+            ws.pulumi("stack init", "stack", "init", timeout=120)
+            status = 0 if bench.measure() else 1
+        except BenchError as err:
+            status = 1
+            bench.fail(err)
+        except Exception as err:  # a bug or an answer of unexpected shape: still clean up
+            status = 1
+            traceback.print_exc()
+            bench.fail(RuntimeError(f"unexpected {type(err).__name__}: {err}"))
+        except KeyboardInterrupt:
+            status = 130
+            bench.m.notes.append("interrupted (Ctrl-C): the figures so far")
+            log("interrupted")
+        finally:
+            _cleanup_uninterruptible(lambda: cleanup(bench))
+        result = build_report(bench, host, time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+        stream.write(report.text(result))
+        if json_out is not None:
+            json_out.write_text(json.dumps(report.to_json(result), indent=2) + "\n")
+            log(f"written: {json_out}")
+        if markdown_out is not None:
+            markdown_out.write_text(report.markdown(result))
+            log(f"written: {markdown_out}")
+        if status == 0 and not settings.keep_workdir:
+            shutil.rmtree(ws.base, ignore_errors=True)
+        else:
+            log(f"kept the work directory for a look: {ws.base}")
+    return status
+
+
+def _cleanup_uninterruptible(action: Callable[[], None]) -> None:
+    """Run ACTION; when a Ctrl-C stops it, say what may be left and how to remove it."""
+    try:
+        action()
+    except KeyboardInterrupt:
+        log(f"cleanup interrupted; machines left: remove them with `python3 -m lab down NAME` "
+            f"for each `{STACK}-*` in `python3 -m lab status`")
+        raise
