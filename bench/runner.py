@@ -198,7 +198,6 @@ class Bench:
         left = self.ws.remove_machines()
         if left:
             self.m.notes.append(f"pulumi destroy left lab machines behind, removed with lab down: {left}")
-        self.ws.forget_neighbours()
 
     def read_addresses(self) -> Addresses:
         done, _ = self.ws.pulumi("stack output", "stack", "output", "--json", timeout=120)
@@ -379,8 +378,6 @@ def build_report(bench: Bench, host: dict[str, str], finished: str) -> Report:
     notes = [*bench.m.notes,
              "times are wall clock of the pulumi command as ./run runs it (inside `lab exec`); "
              "step durations come from the engine's event log, timed when each event appeared",
-             f"before each cold up the lab switch forgets the ARP entries of {NETWORK}: with the "
-             "old machines' MACs, re-created machines stay unreachable for about 50 s",
              f"work directory with every command's log and event log: {bench.ws.base}"
              if bench.settings.keep_workdir else ""]
     return Report(facts=host, settings=bench.settings.as_dict(), figures=list(bench.m.figures.values()),
@@ -404,7 +401,6 @@ def main(settings: Settings, json_out: Path | None, markdown_out: Path | None,
             left = ws.remove_machines()
             if left:
                 log(f"removed lab machines of an earlier, interrupted benchmark: {left}")
-            ws.forget_neighbours()
             ws.pulumi("stack init", "stack", "init", timeout=120)
             status = 0 if bench.measure() else 1
         except BenchError as err:

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from bench import eventlog
-from lab.names import BRIDGE, SWITCH_NETNS
 from toolchain.api import installed
 from toolchain.errors import ToolchainError
 
@@ -250,14 +249,6 @@ class Workspace:
         """The lab machines of the benchmark's stack that exist now."""
         status = json.loads(self.lab("status", "--json").stdout)
         return sorted(m["name"] for m in status if m["name"].startswith(f"{STACK}-"))
-
-    def forget_neighbours(self) -> None:
-        """Drop the lab switch's ARP entries for the benchmark's network, so that every cold
-        up starts as the first one does. A machine made again at an address for which the
-        switch still holds the old machine's MAC stays unreachable until the entry goes
-        (`lab up` then takes about 50 s instead of 3: measured here)."""
-        run_command(["ip", "-n", SWITCH_NETNS, "neigh", "flush", "to", NETWORK, "dev", BRIDGE],
-                    ROOT, self.env, 30)
 
     def remove_machines(self) -> list[str]:
         """`lab down` every machine of the stack; the names removed."""

@@ -160,7 +160,7 @@ def wait_for(what: str, condition: str, state: str, timeout: int) -> list[str]:
         f"    ({state}) >&2 2>&1 || true",
         "    exit 1",
         "  fi",
-        "  sleep 1",
+        "  sleep 0.2",
         "done",
         f'echo "{what}: ready"',
     ]

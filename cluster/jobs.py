@@ -41,7 +41,7 @@ import pulumi
 from pulumi import dynamic
 
 DEFAULT_TIMEOUT = 300.0
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.5
 REQUEST_TIMEOUT = 10
 TERMINAL_CLIENT_STATUSES = ("complete", "failed", "lost")
 FAILED_DEPLOYMENT_STATUSES = ("failed", "cancelled")

@@ -190,6 +190,9 @@ class Handler(BaseHTTPRequestHandler):
 
     server_version = "fib/1"
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes: without TCP_NODELAY the body waits for the
+    # client's delayed ACK (about 40 ms a request on a kept-alive connection).
+    disable_nagle_algorithm = True
     instance = ""
     host = ""
 
@@ -214,12 +217,18 @@ class Handler(BaseHTTPRequestHandler):
         print(f"{self.client_address[0]} {format % args}", flush=True)
 
 
+class Server(ThreadingHTTPServer):
+    # listen(2) backlog: http.server's default of 5 drops connections when the load balancer
+    # opens many at once, and a dropped SYN costs the client a retransmit (1 s or more).
+    request_queue_size = 128
+
+
 def serve(env: dict[str, str]) -> None:
     """Serve until SIGTERM or SIGINT, then close the socket and return."""
     bind, port = listen_address(env)
     Handler.host = socket.gethostname()
     Handler.instance = instance_name(env, Handler.host, port)
-    server = ThreadingHTTPServer((bind, port), Handler)
+    server = Server((bind, port), Handler)
     server.daemon_threads = True
 
     def stop(signum: int, _frame: object) -> None:

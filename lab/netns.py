@@ -121,6 +121,17 @@ def ensure_switch() -> None:
     _ip("-n", SWITCH_NETNS, "link", "set", BRIDGE, "up")
 
 
+def machine_mac(address: ipaddress.IPv4Address) -> str:
+    """A fixed, locally administered MAC for the machine at ADDRESS.
+
+    A machine made again at the same address keeps its MAC, so the ARP entries the switch and
+    the other machines still hold for it stay right (with a new random MAC they point at a
+    veth that is gone, and the new machine is unreachable until they expire, about a minute).
+    """
+    b = address.packed
+    return f"02:68:63:{b[1]:02x}:{b[2]:02x}:{b[3]:02x}"
+
+
 def create_machine_net(name: str, address: ipaddress.IPv4Address, prefix_len: int,
                        sysctls: dict[str, str]) -> None:
     """A fresh namespace for NAME with eth0 = ADDRESS/PREFIX_LEN, its veth peer on the bridge."""
@@ -129,7 +140,7 @@ def create_machine_net(name: str, address: ipaddress.IPv4Address, prefix_len: in
     _ip("netns", "add", ns)
     _configure_lo(ns)
     _ip("-n", SWITCH_NETNS, "link", "add", veth, "type", "veth", "peer", "name", MACHINE_IFACE,
-        "netns", ns)
+        "address", machine_mac(address), "netns", ns)
     _ip("-n", SWITCH_NETNS, "link", "set", veth, "master", BRIDGE, "up")
     _ip("-n", ns, "addr", "add", f"{address}/{prefix_len}", "dev", MACHINE_IFACE)
     _ip("-n", ns, "link", "set", MACHINE_IFACE, "up")

@@ -73,6 +73,19 @@ def test_up_again_is_idempotent(lab: Lab, pair: dict[str, dict[str, Any]]) -> No
     assert time.monotonic() - start < 10
 
 
+def test_a_machine_made_again_at_its_address_is_reachable_at_once(lab: Lab, pair: dict[str, Any]) -> None:
+    """The same address keeps the same MAC, so the peers' ARP entries stay right."""
+    show_mac = "ip -o link show eth0 | grep -o 'link/ether [0-9a-f:]*'"
+    mac = lab.ssh("lt-beta", show_mac)
+    assert mac == "link/ether 02:68:63:d2:fa:0c"  # from 10.210.250.12
+    probe = "timeout 3 bash -c '</dev/tcp/{}/22' && echo open".format(MACHINES["lt-beta"])
+    assert lab.ssh("lt-alpha", probe) == "open"  # lt-alpha now holds an ARP entry for lt-beta
+    lab.run("down", "lt-beta")
+    pair["lt-beta"] = json.loads(lab.run("up", "lt-beta", "--address", MACHINES["lt-beta"]).stdout)
+    assert lab.ssh("lt-beta", show_mac) == mac
+    assert lab.ssh("lt-alpha", probe) == "open"
+
+
 def test_bad_input_is_refused_before_anything_is_made(lab: Lab, pair: dict[str, Any]) -> None:
     taken = lab.run("up", "lt-gamma", "--address", MACHINES["lt-beta"], check=False)
     assert taken.returncode == 1

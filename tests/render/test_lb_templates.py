@@ -428,8 +428,9 @@ def test_consul_template_renders_a_route_per_tagged_service(lb: LoadBalancer) ->
     assert set(lb.generated) == {UPSTREAMS, LOCATIONS}
     upstreams, locations = lb.generated[UPSTREAMS], lb.generated[LOCATIONS]
     assert re.search(r"upstream web \{\n"
-                     r"    server 127\.0\.0\.1:18081 max_fails=1 fail_timeout=5s;\n"
-                     r"    server 127\.0\.0\.1:18082 max_fails=1 fail_timeout=5s;\n\}", upstreams)
+                     r"    server 127\.0\.0\.1:18081 max_fails=3 fail_timeout=5s;\n"
+                     r"    server 127\.0\.0\.1:18082 max_fails=3 fail_timeout=5s;\n"
+                     r"    keepalive 16;\n\}", upstreams)
     assert "proxy_pass http://web/;" in locations
     # no healthy instance: no (empty) upstream, and a route that answers 503 at once
     assert "upstream sick" not in upstreams
