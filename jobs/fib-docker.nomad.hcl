@@ -250,6 +250,9 @@ FIB_PY
       }
 
       kill_timeout = "5s"
+      # Nomad takes the instance out of Consul first, then waits this long before stopping it,
+      # so the load balancer (consul-template) stops routing to it before it goes away.
+      shutdown_delay = "2s"
 
       resources {
         cpu    = 50
