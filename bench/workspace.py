@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,13 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import eventlog
+from lab import worktree
+from lab.errors import LabError
 from toolchain.api import installed
 from toolchain.errors import ToolchainError
+from toolchain.paths import Layout
+from toolchain.pins import load_pins
+from toolchain.plugins import link_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = "bench"
 NETWORK = "10.210.4.0/24"
-LAB_STACK_NETWORK = "network: 10.210.1.0/24"
 PASSPHRASE = "bench"
 POLL = 0.05  # seconds between two looks at a growing event log
 
@@ -134,28 +137,15 @@ def _stop(proc: subprocess.Popen[str], sig: signal.Signals, grace: float) -> tup
     return out or "", err or ""
 
 
-def toolchain_path() -> str:
-    """PATH with the toolchain's Pulumi CLI and command provider first."""
+def toolchain_path(pulumi_home: Path) -> str:
+    """PATH with the toolchain's Pulumi CLI first; its plugins linked into PULUMI_HOME."""
     try:
-        dirs = [str(installed(tool).path.parent) for tool in ("pulumi", "pulumi-resource-command")]
+        cli_dir = str(installed("pulumi").path.parent)
+        installed("pulumi-resource-command")
     except ToolchainError as err:
         raise BenchError(f"{err}. Fix: run `./run bench`, which provides the toolchain") from None
-    return os.pathsep.join([*dirs, os.environ.get("PATH", "")])
-
-
-def copy_tree(repo: Path, dest: Path) -> None:
-    """The working tree as it is: tracked files plus new files git does not ignore."""
-    proc = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", "--cached", "--others",
-                           "--exclude-standard"], capture_output=True, check=False)
-    if proc.returncode != 0:
-        raise BenchError(f"cannot list the files of {repo} with git: {proc.stderr.decode().strip()}. "
-                         "Fix: run the benchmark from a git checkout of the project")
-    for name in filter(None, proc.stdout.decode().split("\0")):
-        src = repo / name
-        if src.is_file() and not src.is_symlink():
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target)
+    link_plugins(Layout.from_env(), load_pins(), pulumi_home)
+    return os.pathsep.join([cli_dir, os.environ.get("PATH", "")])
 
 
 @dataclass
@@ -180,18 +170,17 @@ class Workspace:
         ws = cls(base, {})
         ws.project.mkdir()
         ws.logs.mkdir()
-        copy_tree(repo, ws.project)
+        try:
+            worktree.copy_working_tree(repo, ws.project)
+            config = worktree.lab_stack_config(ws.project, NETWORK)
+        except LabError as err:
+            raise BenchError(str(err)) from None
         (ws.project / "venv").symlink_to(repo / "venv")
-        stack_file = (ws.project / "Pulumi.lab.yaml").read_text()
-        if LAB_STACK_NETWORK not in stack_file:
-            raise BenchError(f"Pulumi.lab.yaml has no `{LAB_STACK_NETWORK}` line to move to the "
-                             f"benchmark's network {NETWORK}. Fix: keep the lab stack's network there")
-        (ws.project / f"Pulumi.{STACK}.yaml").write_text(
-            stack_file.replace(LAB_STACK_NETWORK, f"network: {NETWORK}"))
+        (ws.project / f"Pulumi.{STACK}.yaml").write_text(config)
         (base / "backend").mkdir()
         env = dict(os.environ)
         env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
-        env.update(PATH=toolchain_path(), PULUMI_HOME=str(base / "pulumi-home"),
+        env.update(PATH=toolchain_path(base / "pulumi-home"), PULUMI_HOME=str(base / "pulumi-home"),
                    PULUMI_BACKEND_URL=f"file://{base / 'backend'}", PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
                    PULUMI_SKIP_UPDATE_CHECK="true", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
                    # shows the hidden --event-log flag of up and preview

@@ -28,12 +28,12 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import worktree
+from lab.errors import LabError
 from review import summary
 
 DEFAULT_STACK = "review"
 DEFAULT_NETWORK = "10.210.5.0/24"
-LAB_NETWORK_LINE = "network: 10.210.1.0/24"
-STACK_FILE = "Pulumi.lab.yaml"
 
 
 class ReviewError(Exception):
@@ -72,16 +72,13 @@ def export_revision(repo: Path, commit: str, dest: Path) -> None:
 
 
 def copy_working_tree(repo: Path, dest: Path) -> None:
-    """Tracked files as they are now, plus new files git does not ignore."""
+    """Tracked files as they are now, plus new files git does not ignore (into a fresh DEST)."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    listing = git(repo, "ls-files", "-z", "--cached", "--others", "--exclude-standard", binary=True)
-    for name in filter(None, listing.decode().split("\0")):
-        src = repo / name
-        if src.is_file() and not src.is_symlink():
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target)
+    try:
+        worktree.copy_working_tree(repo, dest)
+    except LabError as err:
+        raise ReviewError(str(err)) from None
 
 
 def prepare(tree: Path, repo: Path, stack: str, network: str) -> None:
@@ -89,14 +86,11 @@ def prepare(tree: Path, repo: Path, stack: str, network: str) -> None:
     venv = tree / "venv"
     if not venv.exists():
         venv.symlink_to(repo / "venv")
-    source = tree / STACK_FILE
-    if not source.is_file():
-        raise ReviewError(f"{STACK_FILE} is missing in {tree}: the review previews the lab stack")
-    text = source.read_text()
-    if LAB_NETWORK_LINE not in text:
-        raise ReviewError(f"{STACK_FILE} has no `{LAB_NETWORK_LINE}` line to move to the review "
-                          f"network. Fix: keep the lab stack's network at 10.210.1.0/24")
-    (tree / f"Pulumi.{stack}.yaml").write_text(text.replace(LAB_NETWORK_LINE, f"network: {network}"))
+    try:
+        config = worktree.lab_stack_config(tree, network)
+    except LabError as err:
+        raise ReviewError(str(err)) from None
+    (tree / f"Pulumi.{stack}.yaml").write_text(config)
 
 
 @dataclass

@@ -49,20 +49,21 @@ def log(message: str) -> None:
     print(f"vagrantbox: {message}", file=sys.stderr, flush=True)
 
 
+def _on_path(tool: str) -> bool:
+    return shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is not None
+
+
 def missing_tools(tools: dict[str, str]) -> list[str]:
     """'tool (package)' for each tool not on PATH (sbin included)."""
-    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    return [f"{tool} ({pkg})" for tool, pkg in tools.items() if shutil.which(tool, path=path) is None]
+    return [f"{tool} ({pkg})" for tool, pkg in tools.items() if not _on_path(tool)]
 
 
 def require_tools(tools: dict[str, str]) -> None:
     """Raise naming every missing tool and the apt-get command that installs it."""
     missing = missing_tools(tools)
     if missing:
-        pkgs = sorted({m.split("(")[1].rstrip(")") for m in missing})
-        raise BoxError(
-            f"missing tools: {', '.join(missing)}; install them with: apt-get install -y {' '.join(pkgs)}"
-        )
+        raise BoxError(f"missing tools: {', '.join(missing)}; install them with: "
+                       f"apt-get install -y {' '.join(missing_packages(tools))}")
 
 
 def require_root() -> None:
@@ -108,7 +109,7 @@ def vagrant_insecure_pubkey() -> Path:
 
 def missing_packages(tools: dict[str, str]) -> list[str]:
     """Debian packages that would provide the tools not on PATH."""
-    return sorted({m.split("(")[1].rstrip(")") for m in missing_tools(tools)})
+    return sorted({pkg for tool, pkg in tools.items() if not _on_path(tool)})
 
 
 def install_packages(packages: list[str]) -> None:

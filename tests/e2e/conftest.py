@@ -20,8 +20,12 @@ from typing import Any
 
 import pytest
 
+from lab.worktree import lab_stack_config
 from toolchain.api import installed
 from toolchain.errors import ToolchainError
+from toolchain.paths import Layout
+from toolchain.pins import load_pins
+from toolchain.plugins import link_plugins
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "e2e"
@@ -113,15 +117,13 @@ def project_copy(base: Path, stack: str, stack_config: str, passphrase: str) -> 
     env.update(PATH=path_env, PULUMI_HOME=str(base / "pulumi-home"),
                PULUMI_BACKEND_URL=f"file://{backend}", PULUMI_CONFIG_PASSPHRASE=passphrase,
                PULUMI_SKIP_UPDATE_CHECK="true", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true")
-    subprocess.run(["python3", "-m", "toolchain", "plugins", "--home", env["PULUMI_HOME"]], cwd=ROOT,
-                   check=True, capture_output=True)
+    link_plugins(Layout.from_env(), load_pins(), Path(env["PULUMI_HOME"]))
     return path, env
 
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    stack_config = (ROOT / "Pulumi.lab.yaml").read_text().replace("10.210.1.0/24", NETWORK)
-    assert NETWORK in stack_config
+    stack_config = lab_stack_config(ROOT, NETWORK)
     path, env = project_copy(tmp_path_factory.mktemp("project"), STACK, stack_config, "e2e-passphrase")
     proj = Project(path, env)
     # Machines of an earlier, interrupted run of this stack would collide with ours.
