@@ -3,17 +3,24 @@
 Every script checks before it acts (a second run changes nothing), refuses a binary whose
 sha256 is not the pinned one before touching the installed copy, and restarts the
 service only when something it installed changed.
+
+Consul and Nomad are not restarted by the step that changes them on a running cluster: it
+stages the change (new binary and files in place, the running agent untouched) and marks
+the agent for a restart in PENDING; the machine's roll step (`roll_script`) restarts it when
+its turn comes, one machine at a time, and waits until it is healthy again.
 """
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cluster.config import DEFAULT_MIRROR, BinaryPin, InstallSpec
 from cluster.render import File
 
 STAGING = "/var/lib/hashicluster/staging"
+PENDING = "/var/lib/hashicluster/restart"  # one file per agent awaiting its roll
 q = shlex.quote
 
 
@@ -101,8 +108,12 @@ class Agent:
     check: str = ""  # a config test that must pass before a (re)start, e.g. `nginx -t`
 
 
-def install_script(agent: Agent, install: InstallSpec) -> str:
-    """Install (or converge) one agent: binary, user, data dir, config, unit, running service."""
+def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> str:
+    """Install (or converge) one agent: binary, user, data dir, config, unit, running service.
+
+    With `restart=False` a change does not restart a running agent: it is staged and marked
+    pending for the roll step. A stopped agent is started either way.
+    """
     product = agent.product
     lines = [
         "set -eu",
@@ -127,27 +138,84 @@ def install_script(agent: Agent, install: InstallSpec) -> str:
         lines += _put_file(f, "HASHICLUSTER_EOF")
     if agent.check:
         lines += [f'{agent.check} || fail "{product}: the new configuration does not pass `{agent.check}`"']
-    lines += [
-        'if [ "$changed" = 1 ]; then systemctl daemon-reload; fi',
-        f"systemctl enable --quiet {product}",
-        f'if [ "$changed" = 1 ]; then systemctl restart {product}; else systemctl start {product}; fi',
-        *wait_for(f"the local {product} agent", agent.ready, agent.ready_state, agent.timeout),
-    ]
+    lines += ['if [ "$changed" = 1 ]; then systemctl daemon-reload; fi',
+              f"systemctl enable --quiet {product}"]
+    if restart:
+        lines += [f'if [ "$changed" = 1 ]; then systemctl restart {product}; '
+                  f'else systemctl start {product}; fi']
+    else:
+        lines += [
+            'if [ "$changed" = 1 ] && systemctl is-active --quiet ' + product + '; then',
+            f"  mkdir -p {PENDING} && touch {PENDING}/{product}",
+            f'  echo "{product}: changed; staged for a rolling restart"',
+            "fi",
+            f"systemctl start {product}",
+        ]
+    lines += wait_for(f"the local {product} agent", agent.ready, agent.ready_state, agent.timeout)
     return "\n".join(lines) + "\n"
 
 
-def uninstall_script(product: str) -> str:
-    """Stop the agent and remove what install_script put in place (data included)."""
+def uninstall_script(product: str, before: Sequence[str] = ()) -> str:
+    """Stop the agent and remove what install_script put in place (data included).
+
+    BEFORE: lines that take the agent out of the cluster first (a drain, a leave).
+    """
     return "\n".join([
         "set -u",
+        *before,
         f"systemctl disable --now --quiet {product} 2>/dev/null || true",
+        # What the agent mounted under its data dir (Nomad: each allocation's secrets/ and
+        # private/) goes before the dir itself.
+        f"awk '$2 ~ \"^/opt/{product}/\" {{print $2}}' /proc/mounts | sort -r | xargs -r umount -l",
         f"rm -rf /etc/{product}.d /opt/{product} /usr/local/bin/{product} "
         # Only this product's staging files: versions start with a digit, so `consul-[0-9]*`
         # leaves consul-template's alone.
         f"/etc/systemd/system/{product}.service {STAGING}/{product}-[0-9]* "
-        f"{STAGING}/{product}.installed-zip-sha256",
+        f"{STAGING}/{product}.installed-zip-sha256 {PENDING}/{product}",
         "systemctl daemon-reload",
     ]) + "\n"
+
+
+@dataclass(frozen=True)
+class Restart:
+    """One agent as a roll step restarts it: when it counts as healthy again, and (servers)
+    when its machine leads the product's servers."""
+
+    product: str
+    healthy: str  # shell condition: the agent, and the cluster around it, work again
+    state: str  # shell command that prints the state shown when it never gets healthy
+    leads: str = ""  # shell condition: this machine is the product's leader (servers only)
+    timeout: int = 180
+
+
+def roll_script(machine: str, restarts: Sequence[Restart], defer_leader: bool = False,
+                prelude: Sequence[str] = ()) -> str:
+    """Restart the agents of one machine whose change is pending, one after the other, each
+    waiting until healthy before the next; nothing pending, nothing restarted.
+
+    With DEFER_LEADER, an agent whose machine leads its servers stays pending: the second,
+    leader-last pass restarts it. Every restart is logged with UTC timestamps on stdout.
+    PRELUDE: shell lines the conditions need (functions, a count taken before any restart).
+    """
+    lines = ["set -eu", "stamp() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }", *prelude, "restarted=0"]
+    for r in restarts:
+        marker = f"{PENDING}/{r.product}"
+        restart = [
+            f'echo "$(stamp) {machine}: restarting {r.product}"',
+            f"systemctl restart {r.product}",
+            *wait_for(f"{r.product} on {machine} after its restart", r.healthy, r.state, r.timeout),
+            f"rm -f {marker}",
+            f'echo "$(stamp) {machine}: {r.product} healthy"',
+            "restarted=1",
+        ]
+        if defer_leader and r.leads:
+            restart = [f"if {r.leads}; then",
+                       f'echo "$(stamp) {machine}: leads the {r.product} servers; '
+                       'restarted in the leader pass"',
+                       "else", *restart, "fi"]
+        lines += [f"if [ -e {marker} ]; then", *restart, "fi"]
+    lines += [f'[ "$restarted" = 1 ] || echo "{machine}: no restart"']
+    return "\n".join(lines) + "\n"
 
 
 def wait_for(what: str, condition: str, state: str, timeout: int) -> list[str]:

@@ -102,6 +102,12 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds to wait for a clean power-off before SIGKILL "
                    "(default: %(default)s)")
 
+    st = verbs.add_parser("stop", help="power a machine off, keeping its disk (`up` boots it again)")
+    st.add_argument("name")
+    st.add_argument("--timeout", type=float, default=machines.STOP_TIMEOUT,
+                    help="seconds to wait for a clean power-off before SIGKILL "
+                    "(default: %(default)s)")
+
     s = verbs.add_parser("status", help="every machine: name, address, running, pid")
     s.add_argument("--json", action="store_true", help="a JSON list instead of a table")
 
@@ -161,6 +167,11 @@ def _cmd_up(paths: Paths, args: argparse.Namespace) -> int:
 
 def _cmd_down(paths: Paths, args: argparse.Namespace) -> int:
     machines.down(paths, args.name, args.timeout)
+    return 0
+
+
+def _cmd_stop(paths: Paths, args: argparse.Namespace) -> int:
+    machines.power_off(paths, args.name, args.timeout)
     return 0
 
 
@@ -242,7 +253,7 @@ def _cmd_deps(paths: Paths, args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[Paths, argparse.Namespace], int]] = {
-    "deps": _cmd_deps, "base": _cmd_base, "up": _cmd_up, "down": _cmd_down,
+    "deps": _cmd_deps, "base": _cmd_base, "up": _cmd_up, "down": _cmd_down, "stop": _cmd_stop,
     "status": _cmd_status, "exec": _cmd_exec, "ssh": _cmd_ssh, "forward": _cmd_forward,
     "_forwarder": _cmd_forwarder, "clean-all": _cmd_clean_all,
 }

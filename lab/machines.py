@@ -405,6 +405,17 @@ def down(paths: Paths, name: str, timeout: float = STOP_TIMEOUT) -> None:
     log.info(f"{name} is gone")
 
 
+def power_off(paths: Paths, name: str, timeout: float = STOP_TIMEOUT) -> None:
+    """Stop a machine and keep it: its disk, address and host key stay; `up` boots it again."""
+    deps.require_root()
+    check_name(name)
+    if load(paths, name) is None:
+        raise LabError(f"there is no machine {name}", "`python3 -m lab status` lists them")
+    with machine_lock(paths, name):
+        stop(paths, name, timeout)
+    log.info(f"{name} is stopped")
+
+
 # ---------------------------------------------------------------- status
 
 def memory_bytes(name: str) -> int | None:

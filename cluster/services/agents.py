@@ -5,6 +5,12 @@ Consul clients on the load balancer and the clients, Nomad clients and cAdvisor 
 clients -> (gate: every member alive, every Nomad node ready) -> the load balancer's nginx
 and consul-template. Each install is one remote Command per machine whose `triggers` carry
 the hash of what it installs, so a change re-runs exactly that step.
+
+Consul and Nomad on a running cluster are rolled: the install step stages a change, and a
+chain of roll steps restarts the agents one machine at a time, each waiting until healthy:
+the servers (a first pass skips the machine that leads, a second pass restarts it: the
+leader last), then the load balancer and the clients. Removing a machine takes it out of
+the cluster first: its Nomad node is drained and purged, its Consul agent leaves.
 """
 
 from __future__ import annotations
@@ -21,6 +27,26 @@ from cluster.machines import Machine
 from cluster.topology import Node, Role
 
 LEADER = "curl -sf {url}/v1/status/leader | grep -q :"
+CONSUL_URL = "http://127.0.0.1:8500"
+ROLLED = ("consul", "nomad")  # restarted by the roll steps, one machine at a time
+DRAIN_DEADLINE = "2m"  # then Nomad stops what is still running on a node being removed
+
+# Shell functions for the roll steps' health conditions, and the count of the machine's
+# Consul checks before anything restarts: all of them must pass again.
+ROLL_PRELUDE = r"""
+servers_healthy() {  # URL COUNT: autopilot reports COUNT alive servers and none unhealthy
+  r=$(curl -sf "$1/v1/operator/autopilot/health") || return 1
+  case $r in *'"Healthy":false'*) return 1;; esac
+  [ "$(printf %s "$r" | grep -o '"SerfStatus":"alive"' | wc -l)" -ge "$2" ]
+}
+local_checks() { curl -sf http://127.0.0.1:8500/v1/agent/checks; }
+checks_passing() {  # COUNT: the local Consul agent has COUNT checks or more, all passing
+  r=$(local_checks) || return 1
+  case $r in *'"Status":"critical"'*|*'"Status":"warning"'*) return 1;; esac
+  [ "$(printf %s "$r" | grep -o '"CheckID"' | wc -l)" -ge "$1" ]
+}
+checks=$(local_checks 2>/dev/null | grep -o '"CheckID"' | wc -l)
+""".strip().splitlines()
 
 
 def _consul_agent(spec: ClusterSpec, node: Node, servers: list[Node]) -> install.Agent:
@@ -79,25 +105,108 @@ def _binary(machine: Machine, spec: ClusterSpec, pin: BinaryPin | None,
     )
 
 
+def _restarts(node: Node, servers: list[Node]) -> list[install.Restart]:
+    """How the roll step of NODE restarts its Consul and Nomad agents, and what healthy means:
+    on a server, the servers' autopilot reports every server healthy; elsewhere, the agent
+    works and every Consul check of the machine passes again."""
+    nomad_url = f"http://{node.address}:4646"
+    consul_leader = LEADER.format(url=CONSUL_URL)
+    if node.role is Role.SERVER:
+        count = len(servers)
+        return [
+            install.Restart(
+                "consul", f"{consul_leader} && servers_healthy {CONSUL_URL} {count}",
+                "consul operator raft list-peers; journalctl -u consul -n 20 --no-pager",
+                leads=f"[ \"$(curl -sf {CONSUL_URL}/v1/status/leader)\" = '\"{node.address}:8300\"' ]"),
+            install.Restart(
+                "nomad", f"{LEADER.format(url=nomad_url)} && servers_healthy {nomad_url} {count}",
+                f"NOMAD_ADDR={nomad_url} nomad server members; journalctl -u nomad -n 20 --no-pager",
+                leads=f"[ \"$(curl -sf {nomad_url}/v1/status/leader)\" = '\"{node.address}:4647\"' ]"),
+        ]
+    restarts = [install.Restart("consul", f"{consul_leader} && checks_passing $checks",
+                                "consul members; local_checks; journalctl -u consul -n 20 --no-pager")]
+    if node.role is Role.CLIENT:
+        restarts.append(install.Restart(
+            "nomad", f"{_nomad_node_ready(nomad_url)} && checks_passing $checks",
+            f"NOMAD_ADDR={nomad_url} nomad node status -self; local_checks; "
+            "journalctl -u nomad -n 20 --no-pager"))
+    return restarts
+
+
+def _nomad_node_ready(url: str) -> str:
+    return f"NOMAD_ADDR={url} nomad node status -self -short 2>/dev/null | grep -q '^Status *= ready'"
+
+
+def _leave(agent: install.Agent, node: Node, servers: list[Node]) -> list[str]:
+    """Lines that take an agent out of the cluster before it is removed: a Nomad client is
+    drained (its allocations move to the other clients first) and purged from the servers'
+    node list; a Consul agent leaves. Best effort: a cluster that is already broken must not
+    stop its own removal."""
+    leave = ['if timeout 30 consul leave >/dev/null 2>&1; then echo "consul: left the cluster"; '
+             'else echo "warning: consul did not leave gracefully" >&2; fi']
+    if agent.product == "consul" and node.role is Role.SERVER:
+        # A server leaves a cluster that lives on. When the whole cluster goes (every client
+        # has left already), the servers just stop: leaving together, they would wait on each
+        # other for quorum for half a minute, for nothing.
+        return [f"if {_alive('client', 1)}; then", *leave, "else",
+                'echo "consul: no client left; this server stops without a leave"', "fi"]
+    if agent.product == "consul":
+        return leave
+    if agent.product == "nomad" and node.role is Role.CLIENT:
+        url = f"http://{node.address}:4646"
+        # Nomad's API has a purge, its CLI has none; any server will do.
+        purge = " || ".join(f'curl -sf -X PUT "http://{s.address}:4646/v1/node/$id/purge" >/dev/null'
+                            for s in servers)
+        return [
+            "if systemctl is-active --quiet nomad; then",
+            f"  id=$(NOMAD_ADDR={url} nomad node status -self -t '{{{{.ID}}}}' 2>/dev/null || true)",
+            f"  if NOMAD_ADDR={url} timeout 300 nomad node drain -self -enable -yes "
+            f"-deadline {DRAIN_DEADLINE} >/dev/null 2>&1; then",
+            '    echo "nomad: node drained"',
+            "  else",
+            '    echo "warning: the drain of this Nomad node did not finish; stopping it anyway" >&2',
+            "  fi",
+            "  systemctl stop nomad",
+            f'  if [ -n "$id" ] && {{ {purge}; }}; then echo "nomad: node purged"; fi',
+            "fi",
+        ]
+    return []
+
+
 def _agent_step(machine: Machine, spec: ClusterSpec, agent: install.Agent,
-                uploads: Mapping[str, str], after: Sequence[pulumi.Resource]) -> remote.Command:
+                uploads: Mapping[str, str], after: Sequence[pulumi.Resource],
+                servers: list[Node]) -> remote.Command:
+    """Install the agent (create), converge it (update: Consul and Nomad only staged for the
+    roll), take it out of the cluster and remove it (delete)."""
     upload = _binary(machine, spec, agent.pin, uploads.get(agent.product))
-    script = install.install_script(agent, spec.install)
     binary = f"{agent.pin.version} {agent.pin.sha256}" if agent.pin else ""
     digest = hashlib.sha256(f"{binary}\0{render.digest(agent.files)}".encode()).hexdigest()
     return remote.Command(
         f"{machine.node.name}-{agent.product}",
         connection=machine.connection,
-        create=script,
-        update=script,
-        delete=install.uninstall_script(agent.product),
+        create=install.install_script(agent, spec.install),
+        update=install.install_script(agent, spec.install, restart=agent.product not in ROLLED),
+        delete=install.uninstall_script(agent.product, _leave(agent, machine.node, servers)),
         triggers=[digest],
         opts=pulumi.ResourceOptions(parent=machine.resource,
                                     depends_on=[*after, *([upload] if upload else [])]),
     )
 
 
-def _gate(name: str, machine: Machine, script: str, after: Sequence[remote.Command],
+def _roll(name: str, machine: Machine, servers: list[Node], staged: Sequence[remote.Command],
+          after: Sequence[pulumi.Resource], defer_leader: bool = False) -> remote.Command:
+    """A machine's turn in the rolling restart: restarts what its install steps STAGED, after
+    the turn before it (AFTER). It runs again whenever one of those steps changes."""
+    script = install.roll_script(machine.node.name, _restarts(machine.node, servers), defer_leader,
+                                 ROLL_PRELUDE)
+    return remote.Command(
+        name, connection=machine.connection, create=script, update=script,
+        triggers=[s.triggers for s in staged],
+        opts=pulumi.ResourceOptions(parent=machine.resource, depends_on=[*staged, *after]),
+    )
+
+
+def _gate(name: str, machine: Machine, script: str, after: Sequence[pulumi.Resource],
           triggers: Sequence[object]) -> remote.Command:
     """A check that waits until a tier works; it runs again when its triggers change."""
     return remote.Command(
@@ -112,22 +221,24 @@ def _alive(role: str, count: int) -> str:
 
 def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pulumi.Resource],
            uploads: Mapping[str, str]) -> list[pulumi.CustomResource]:
-    """Every agent install and gate, in dependency order. Returns them all."""
+    """Every agent install, gate and roll step, in dependency order. Returns them all."""
     servers = [m for m in machines if m.node.role is Role.SERVER]
     others = [m for m in machines if m.node.role is not Role.SERVER]
     server_nodes = [m.node for m in servers]
     root = servers[0]
     steps: list[pulumi.CustomResource] = []
 
-    consul_servers = [_agent_step(m, spec, _consul_agent(spec, m.node, server_nodes), uploads,
-                                  [identity[m.node.name]]) for m in servers]
-    consul_leader = LEADER.format(url="http://127.0.0.1:8500")
+    def step(m: Machine, agent: install.Agent, after: Sequence[pulumi.Resource]) -> remote.Command:
+        return _agent_step(m, spec, agent, uploads, after, server_nodes)
+
+    consul_servers = [step(m, _consul_agent(spec, m.node, server_nodes), [identity[m.node.name]])
+                      for m in servers]
+    consul_leader = LEADER.format(url=CONSUL_URL)
     consul_gate = _gate("consul-servers-ready", root, install.gate_script(
         "the Consul servers", f"{consul_leader} && {_alive('server', len(servers))}",
         "consul members; consul operator raft list-peers"), consul_servers,
         [s.triggers for s in consul_servers])
-    nomad_servers = [_agent_step(m, spec, _nomad_agent(spec, m.node, server_nodes), uploads,
-                                 [consul_gate]) for m in servers]
+    nomad_servers = [step(m, _nomad_agent(spec, m.node, server_nodes), [consul_gate]) for m in servers]
     nomad_url = f"http://{root.node.address}:4646"
     nomad_gate = _gate("nomad-servers-ready", root, install.gate_script(
         "the Nomad servers",
@@ -137,16 +248,29 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
         [s.triggers for s in nomad_servers])
     steps += [*consul_servers, consul_gate, *nomad_servers, nomad_gate]
 
+    # The servers' turns: a pass that skips the leader, then (with several servers) the
+    # leader's pass.
+    turn: list[pulumi.Resource] = [nomad_gate]
+    passes = [("roll", len(servers) > 1), *([("roll-leader", False)] if len(servers) > 1 else [])]
+    for suffix, defer_leader in passes:
+        for m, consul, nomad in zip(servers, consul_servers, nomad_servers, strict=True):
+            roll = _roll(f"{m.node.name}-{suffix}", m, server_nodes, [consul, nomad], turn, defer_leader)
+            steps.append(roll)
+            turn = [roll]
+
     client_steps: list[remote.Command] = []
     for m in others:
-        consul = _agent_step(m, spec, _consul_agent(spec, m.node, server_nodes), uploads,
-                             [identity[m.node.name], consul_gate])
+        consul = step(m, _consul_agent(spec, m.node, server_nodes), [identity[m.node.name], consul_gate])
+        staged = [consul]
         client_steps.append(consul)
         if m.node.role is Role.CLIENT:
-            client_steps.append(_agent_step(m, spec, _nomad_agent(spec, m.node, server_nodes), uploads,
-                                            [consul, nomad_gate]))
-            client_steps.append(_agent_step(m, spec, _cadvisor(spec, m.node), uploads,
-                                            [identity[m.node.name]]))
+            nomad = step(m, _nomad_agent(spec, m.node, server_nodes), [consul, nomad_gate])
+            staged.append(nomad)
+            client_steps += [nomad, step(m, _cadvisor(spec, m.node), [identity[m.node.name]])]
+        # Then the load balancer's and the clients' turns, after the servers'.
+        roll = _roll(f"{m.node.name}-roll", m, server_nodes, staged, turn)
+        client_steps.append(roll)
+        turn = [roll]
     clients = [m for m in machines if m.node.role is Role.CLIENT]
     cluster_gate = _gate("cluster-ready", root, install.gate_script(
         "the cluster",
@@ -162,6 +286,6 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
     for m in others:
         if m.node.role is Role.LB:
             nginx, consul_template = _loadbalancer(spec, m.node, server_nodes)
-            nginx_step = _agent_step(m, spec, nginx, uploads, [cluster_gate])
-            steps += [nginx_step, _agent_step(m, spec, consul_template, uploads, [nginx_step])]
+            nginx_step = step(m, nginx, [cluster_gate])
+            steps += [nginx_step, step(m, consul_template, [nginx_step])]
     return steps

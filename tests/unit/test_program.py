@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pulumi
@@ -44,7 +45,8 @@ def test_lab_stack_graph(key_file: Path) -> None:
     agents |= {f"client{i}-cadvisor" for i in (1, 2, 3)} | {f"client{i}-cadvisor-upload" for i in (1, 2, 3)}
     agents |= {"frontend-lb-nginx", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}
     gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready"}
-    assert graph.names() == expected | agents | gates | {"job-fib"}
+    rolls = {f"{n}-roll" for n in NODES}  # one server: no leader pass
+    assert graph.names() == expected | agents | gates | rolls | {"job-fib"}
     # Jobs come after every step, the load balancer's included.
     assert graph.depends_on("job-fib", "frontend-lb-consul-template")
     assert graph.depends_on("job-fib", "cluster-ready")
@@ -127,7 +129,6 @@ def test_install_order_servers_then_gates_then_clients(key_file: Path) -> None:
 def test_steps_carry_the_hash_of_what_they_install(key_file: Path) -> None:
     graph = lab(key_file)
     step = graph.inputs("client1-nomad")
-    assert step["create"] == step["update"]
     assert "# nomad 1.6.3 sha256 " + "d" * 64 in step["create"]
     assert "client {" in step["create"] and "bootstrap_expect" not in step["create"]
     server = graph.inputs("root-server-consul")["create"]
@@ -141,7 +142,7 @@ def test_one_client_setting_changes_only_that_clients_steps(key_file: Path) -> N
     before = lab(key_file)
     changed = dict(LAB_STACK, clientSettings='{"client2": {"meta": {"rack": "r2"}}}')
     after = lab(key_file, changed)
-    assert before.changed(after) == {"client2-nomad"}
+    assert before.changed(after) == {"client2-nomad", "client2-roll"}
     assert 'rack = "r2"' in after.inputs("client2-nomad")["create"]
     assert before.inputs("client2-nomad")["triggers"] != after.inputs("client2-nomad")["triggers"]
 
@@ -152,7 +153,60 @@ def test_a_new_version_changes_every_step_of_that_product_only(key_file: Path) -
     differ = before.changed(after)
     nomad_nodes = ["root-server", "client1", "client2", "client3"]
     assert differ == ({f"{n}-nomad" for n in nomad_nodes} | {f"{n}-nomad-upload" for n in nomad_nodes}
-                      | {"nomad-servers-ready"})
+                      | {f"{n}-roll" for n in nomad_nodes} | {"nomad-servers-ready"})
+
+
+def test_consul_and_nomad_changes_are_staged_for_the_roll(key_file: Path) -> None:
+    graph = lab(key_file)
+    for node, product in [("root-server", "consul"), ("root-server", "nomad"), ("client1", "consul"),
+                          ("client1", "nomad"), ("frontend-lb", "consul")]:
+        step = graph.inputs(f"{node}-{product}")
+        # A new machine starts its agent at once; a change on a running one waits for its turn.
+        assert f"systemctl restart {product}" in step["create"]
+        assert f"systemctl restart {product}" not in step["update"]
+        assert f"touch /var/lib/hashicluster/restart/{product}" in step["update"]
+    # The others restart in place: no cluster state hangs on them.
+    step = graph.inputs("client1-cadvisor")
+    assert step["create"] == step["update"] and "systemctl restart cadvisor" in step["update"]
+
+
+def test_rolling_restarts_go_one_machine_at_a_time_servers_first(key_file: Path) -> None:
+    graph = lab(key_file, dict(LAB_STACK, servers="3", clients="2"))
+    servers = ["root-server", "server2", "server3"]
+    chain = ([f"{s}-roll" for s in servers] + [f"{s}-roll-leader" for s in servers]
+             + ["frontend-lb-roll", "client1-roll", "client2-roll"])
+    for earlier, later in itertools.pairwise(chain):
+        assert graph.depends_on(later, earlier), (later, earlier)
+    for roll in chain:
+        node = roll.removesuffix("-leader").removesuffix("-roll")
+        assert graph.parent_name(roll) == node
+        assert graph.depends_on(roll, f"{node}-consul")
+        script = graph.inputs(roll)["update"]
+        assert "systemctl restart consul" in script
+        assert ("systemctl restart nomad" in script) is (node != "frontend-lb")
+    # The first pass leaves the leader for the second; the leader's pass restarts it.
+    first, leader = graph.inputs("server2-roll")["update"], graph.inputs("server2-roll-leader")["update"]
+    assert "'\"10.210.1.11:8300\"' ]; then" in first and "restarted in the leader pass" in first
+    assert "restarted in the leader pass" not in leader
+    # A roll runs again when an install step of its machine changes: its triggers are theirs.
+    assert graph.inputs("client1-roll")["triggers"] == [graph.inputs("client1-consul")["triggers"],
+                                                         graph.inputs("client1-nomad")["triggers"]]
+    # Clients install while the servers roll; the cluster is ready after the last turn.
+    assert not graph.depends_on("client1-consul", "server3-roll-leader")
+    assert graph.depends_on("cluster-ready", "client2-roll")
+
+
+def test_removing_a_machine_takes_it_out_of_the_cluster_first(key_file: Path) -> None:
+    graph = lab(key_file, dict(LAB_STACK, servers="3"))
+    nomad = graph.inputs("client1-nomad")["delete"]
+    drain = nomad.index("nomad node drain -self -enable -yes -deadline 2m")
+    assert drain < nomad.index("systemctl stop nomad") < nomad.index("/v1/node/$id/purge")
+    assert nomad.index("/v1/node/$id/purge") < nomad.index("systemctl disable --now")
+    consul = graph.inputs("client1-consul")["delete"]
+    assert consul.index("consul leave") < consul.index("systemctl disable --now")
+    server = graph.inputs("server2-consul")["delete"]
+    assert "consul leave" in server and "no client left" in server
+    assert "drain" not in graph.inputs("server2-nomad")["delete"]
 
 
 VAGRANT_STACK = {"machines": '{"provider": "vagrant", "driver": "qemu", "box": "hashicluster/bookworm"}',
