@@ -18,6 +18,9 @@ How steps map to the summary:
 - `same`, `read`, `refresh`, `discard`, `read-replacement`, `read-discard` and
   `remove-pending-replace` change nothing to review and are left out, as is the stack's
   own root resource. An op this module does not know is listed under the table.
+- The roll steps (`<machine>-roll`, `<machine>-roll-leader`) that would run again are also
+  listed on their own, in the preview's order, which is the order of the machines' turns:
+  Consul and Nomad restart one machine at a time in that order.
 - A step's machine: a machine component (type `hashicluster:machines:*`) is its own machine;
   any other step belongs to the machine whose name it equals or starts with followed by `-`
   (the longest such name: `frontend-lb-nginx` is on `frontend-lb`), the machines' names
@@ -59,6 +62,7 @@ TOTAL_WORDS = {CREATED: "to create", UPDATED: "to update", REPLACED: "to replace
                DELETED: "to delete"}
 
 _URN_PREFIX = "urn:pulumi:"
+_ROLL_STEP = re.compile(r"-roll(-leader)?$")
 _TOPOLOGY_NAME = re.compile(r"^(root-server|server\d+|frontend-lb|client\d+)(?=-|$)")
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.$:@/-]")
@@ -88,13 +92,15 @@ class Summary:
 
     `machines` maps a machine (or "cluster") to category -> sorted step names, with only the
     non-empty categories; `keys` maps an updated or replaced step's name to the sorted input
-    keys that changed; `unknown_ops` maps a step's name to an op this module does not know.
+    keys that changed; `unknown_ops` maps a step's name to an op this module does not know;
+    `restarts` lists the roll steps to run again, in their turns' order.
     """
 
     stack: str | None = None
     machines: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     keys: dict[str, list[str]] = field(default_factory=dict)
     unknown_ops: dict[str, str] = field(default_factory=dict)
+    restarts: list[str] = field(default_factory=list)
     errors: int = 0  # error diagnostics the preview reported
 
     @property
@@ -335,6 +341,8 @@ def summarize(preview: str | bytes | Mapping[str, object]) -> Summary:
             step.name)
         if step.keys:
             summary.keys[step.name] = sorted(set(summary.keys.get(step.name, [])) | set(step.keys))
+        if step.category == UPDATED and _ROLL_STEP.search(step.name):
+            summary.restarts.append(step.name)
     for machine in sorted(grouped, key=cluster_order):
         summary.machines[machine] = {c: sorted(grouped[machine][c]) for c in CATEGORIES
                                      if c in grouped[machine]}
@@ -408,6 +416,10 @@ def render_summary(summary: Summary) -> str:
         for machine, categories in summary.machines.items():
             cells = [_cell(summary, c, categories.get(c, [])) for c in CATEGORIES]
             lines.append(f"| {machine.replace('|', '/')} | " + " | ".join(cells) + " |")
+    if summary.restarts:
+        lines += ["", "Rolling restarts, one machine at a time, in this order: "
+                  + " → ".join(_code(n) for n in summary.restarts)
+                  + " (a server that leads waits for its `-roll-leader` turn)."]
     if summary.unknown_ops:
         unknown = ", ".join(f"{_code(n)} ({_UNSAFE_KEY_CHARS.sub('?', op)[:_MAX_KEY_CHARS]})"
                             for n, op in sorted(summary.unknown_ops.items()))

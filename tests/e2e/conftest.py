@@ -135,7 +135,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 def lab_machines(proj: Project) -> list[str]:
     status = json.loads(proj.lab("status", "--json").stdout)
-    return sorted(m["name"] for m in status if m["name"].startswith(f"{STACK}-"))
+    return sorted(m["name"] for m in status if m["name"].startswith(f"{proj.stack}-"))
 
 
 @pytest.fixture(scope="session")

@@ -409,3 +409,21 @@ def test_cli_bad_max_chars() -> None:
     done = run_cli("summarize", "--json", "x.json", "--max-chars", "0")
     assert done.returncode == 2
     assert "0 is not a positive number of characters" in done.stderr
+
+
+def test_rolling_restarts_are_listed_in_the_order_of_the_turns() -> None:
+    """Roll steps that run again are the machines' turns: listed in the preview's order; a
+    roll step created with a new machine restarts nothing and is not listed."""
+    doc = derived_update_of(fixture("preview-create.json"), ["root-server-nomad", "client2-nomad",
+                                                              "client1-nomad"])
+    for step in doc["steps"][1:]:
+        step["urn"] = step["urn"].removesuffix("-nomad") + "-roll"
+    doc["steps"][1:] = [doc["steps"][1], doc["steps"][3], doc["steps"][2]]  # root, client1, client2
+    created = copy.deepcopy(doc["steps"][1])
+    created.update(op="create", urn=created["urn"].replace("root-server-roll", "root-server-roll-leader"))
+    doc["steps"].append(created)
+    summary = s.summarize(doc)
+    assert summary.restarts == ["root-server-roll", "client1-roll", "client2-roll"]
+    text = s.render_summary(summary)
+    assert "in this order: `root-server-roll` → `client1-roll` → `client2-roll`" in text
+    assert "restarts" not in s.render_summary(s.summarize(fixture("preview-change.json")))

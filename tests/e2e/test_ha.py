@@ -1,0 +1,221 @@
+"""High availability and day-2 changes on a lab cluster of its own: 3 servers, the load
+balancer and 3 clients (stack `ha`, network 10.210.7.0/24).
+
+In order, with fib requests flowing through the load balancer during each change and every
+failure counted: a server machine is stopped and brought back; the clients go 3 -> 4 -> 2;
+Nomad and Consul roll to the toolchain's other patch releases one machine at a time; and
+`pulumi destroy` takes it all down gracefully. The scenarios build on each other, so they
+share the cluster and run in this order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from lab.worktree import lab_stack_config
+
+from .conftest import ROOT, TIMINGS, Project, lab_machines, project_copy
+from .load import load
+
+STACK = "ha"
+NETWORK = "10.210.7.0/24"
+SERVERS = {"10.210.7.10": "root-server", "10.210.7.11": "server2", "10.210.7.12": "server3"}
+LB = "10.210.7.20"
+ROOT_SERVER = "10.210.7.10"
+# The toolchain's second patch releases (`python3 -m toolchain ensure nomad@1.6.2 consul@1.14.8`).
+OTHER_NOMAD, OTHER_CONSUL = "1.6.2", "1.14.8"
+
+
+@pytest.fixture(scope="module")
+def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    config = lab_stack_config(ROOT, NETWORK)
+    assert "hashicluster:servers: 1\n" in config
+    config = config.replace("hashicluster:servers: 1\n", "hashicluster:servers: 3\n")
+    path, env = project_copy(tmp_path_factory.mktemp("ha"), STACK, config, "ha-passphrase")
+    proj = Project(path, env, stack=STACK, timings_file=TIMINGS.with_name("hashicluster-ha-timings.json"))
+    for machine in lab_machines(proj):  # left by an interrupted run
+        proj.lab("down", machine)
+    proj.pulumi("stack", "init")
+    proj.timed("up: 3 servers, 3 clients", "up", "--yes", "--skip-preview")
+    yield proj
+    if not proj.destroyed:
+        proj.pulumi("destroy", "--yes", check=False)
+
+
+def ssh(ha: Project, machine: str, command: str) -> str:
+    return ha.lab("ssh", f"{STACK}-{machine}", command).stdout
+
+
+def api(ha: Project, url: str, via: str = "client1") -> Any:
+    """A JSON GET from a machine of the cluster (None when it does not answer)."""
+    out = ha.lab("ssh", f"{STACK}-{via}", f"curl -sf -m 3 {url}", check=False).stdout
+    return json.loads(out) if out.strip() else None
+
+
+def leader(ha: Project, product: str) -> str | None:
+    """The address of the product's leader as a client sees it, or None."""
+    url = "http://127.0.0.1:8500" if product == "consul" else "http://10.210.7.31:4646"
+    answer = api(ha, f"{url}/v1/status/leader")
+    return answer.rsplit(":", 1)[0] if answer else None
+
+
+def wait(what: str, check: Callable[[], bool], timeout: float = 60) -> float:
+    """Seconds until CHECK holds; fails after TIMEOUT."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.5)
+    return time.monotonic() - start
+
+
+def servers_healthy(ha: Project) -> bool:
+    consul = api(ha, "http://127.0.0.1:8500/v1/operator/autopilot/health")
+    nomad = api(ha, f"http://{ROOT_SERVER}:4646/v1/operator/autopilot/health")
+    return all(report and report["Healthy"] and len(report["Servers"]) == 3
+               and all(s["SerfStatus"] == "alive" for s in report["Servers"])
+               for report in (consul, nomad))
+
+
+def fib_allocations(ha: Project) -> list[dict[str, Any]]:
+    allocs = api(ha, f"http://{ROOT_SERVER}:4646/v1/job/fib/allocations") or []
+    return [a for a in allocs if a["ClientStatus"] == "running"]
+
+
+def test_three_servers_with_one_leader(ha: Project) -> None:
+    for product, url in [("consul", "http://127.0.0.1:8500"), ("nomad", f"http://{ROOT_SERVER}:4646")]:
+        peers = api(ha, f"{url}/v1/operator/raft/configuration")["Servers"]
+        assert sorted(p["Address"].rsplit(":", 1)[0] for p in peers) == sorted(SERVERS), product
+        assert all(p["Voter"] for p in peers), peers
+        assert sum(p["Leader"] for p in peers) == 1, peers
+    assert len(fib_allocations(ha)) == 3
+    status = ha.lab("exec", "--", "curl", "-sf", "-m", "5", f"http://{LB}/fib/10").stdout
+    assert json.loads(status)["fib"] == 55
+
+
+def test_a_stopped_server_machine_leaves_a_leader_and_fib_answering(ha: Project) -> None:
+    gone = leader(ha, "consul")  # the hardest case: the machine that leads
+    assert gone in SERVERS
+    machine = f"{STACK}-{SERVERS[gone]}"
+    with load(ha, LB) as result:
+        ha.lab("stop", machine)
+        took = wait("a new Consul and Nomad leader",
+                    lambda: all(leader(ha, p) not in (None, gone) for p in ("consul", "nomad")))
+        time.sleep(3)  # fib keeps answering with the machine down
+        ha.lab("up", machine, "--address", gone)
+        back = wait("all 3 servers healthy again", lambda: servers_healthy(ha), timeout=90)
+    print(f"server stop: new leaders after {took:.1f}s, 3 healthy servers {back:.1f}s after the "
+          f"machine was back; load: {result}")
+    assert result.ok > 50
+    assert result.failed == 0, result
+    ha.pulumi("preview", "--expect-no-changes")
+
+
+def test_scaling_clients_3_4_2_fails_no_request(ha: Project) -> None:
+    with load(ha, LB) as result:
+        ha.pulumi("config", "set", "clients", "4")
+        ha.timed("up: clients 3 -> 4", "up", "--yes", "--skip-preview")
+        nodes = api(ha, f"http://{ROOT_SERVER}:4646/v1/nodes")
+        assert sorted(n["Name"] for n in nodes if n["Status"] == "ready") == [
+            "client1", "client2", "client3", "client4"]
+        ha.pulumi("config", "set", "clients", "2")
+        ha.timed("up: clients 4 -> 2", "up", "--yes", "--skip-preview")
+        time.sleep(2)
+    print(f"scaling 3 -> 4 -> 2: {result}")
+    # The removed clients were drained (fib moved), purged from Nomad and left Consul.
+    nodes = api(ha, f"http://{ROOT_SERVER}:4646/v1/nodes")
+    assert sorted(n["Name"] for n in nodes) == ["client1", "client2"]
+    allocs = fib_allocations(ha)
+    assert len(allocs) == 3 and {a["NodeName"] for a in allocs} <= {"client1", "client2"}
+    members = {m["Name"]: m["Status"] for m in api(ha, "http://127.0.0.1:8500/v1/agent/members")}
+    assert members["client3"] == members["client4"] == 3, members  # 3: left
+    assert result.ok > 50
+    assert result.failed == 0, result
+
+
+ROLL_LINE = re.compile(r"^(\S+Z) (\S+): (restarting (\w+)|(\w+) healthy|leads the (\w+) servers.*)$")
+
+
+def roll_log(ha: Project) -> list[tuple[str, str, datetime, datetime]]:
+    """(machine, product, restart, healthy) of every restart the roll steps logged, in order."""
+    state = json.loads(ha.pulumi("stack", "export").stdout)
+    restarts: dict[tuple[str, str], datetime] = {}
+    done = []
+    for resource in state["deployment"]["resources"]:
+        if not re.search(r"-roll(-leader)?$", resource["urn"]):
+            continue
+        for line in (resource.get("outputs", {}).get("stdout") or "").splitlines():
+            match = ROLL_LINE.match(line)
+            if not match or match[6]:
+                continue
+            when = datetime.fromisoformat(match[1].replace("Z", "+00:00"))
+            if match[4]:
+                restarts[(match[2], match[4])] = when
+            else:
+                done.append((match[2], match[5], restarts.pop((match[2], match[5])), when))
+    assert not restarts, f"restarted but never healthy: {restarts}"
+    return sorted(done, key=lambda r: r[2])
+
+
+def test_rolling_upgrade_one_machine_at_a_time(ha: Project) -> None:
+    leaders = {p: SERVERS[leader(ha, p) or ""] for p in ("consul", "nomad")}
+    ha.pulumi("config", "set", "--path", "nomad.version", OTHER_NOMAD)
+    ha.pulumi("config", "set", "--path", "consul.version", OTHER_CONSUL)
+    # The preview lists the machines' turns in the order they will come.
+    steps = json.loads(ha.pulumi("preview", "--json").stdout)["steps"]
+    turns = [s["urn"].rsplit("::", 1)[1] for s in steps if re.search(r"-roll(-leader)?$", s["urn"])]
+    assert turns == ["root-server-roll", "server2-roll", "server3-roll", "root-server-roll-leader",
+                     "server2-roll-leader", "server3-roll-leader", "frontend-lb-roll", "client1-roll",
+                     "client2-roll"], turns
+    with load(ha, LB) as result:
+        ha.timed("up: roll Nomad and Consul", "up", "--yes", "--skip-preview")
+    print(f"rolling upgrade: {result}")
+    log = roll_log(ha)
+    for machine, product, start, end in log:
+        print(f"  {start:%H:%M:%S.%f} .. {end:%H:%M:%S.%f} {machine} {product}")
+    # Every agent restarted once, never two at the same time.
+    assert sorted((m, p) for m, p, _, _ in log) == sorted(
+        [(s, p) for s in SERVERS.values() for p in ("consul", "nomad")]
+        + [("frontend-lb", "consul")] + [(c, p) for c in ("client1", "client2") for p in ("consul", "nomad")])
+    for (_, _, _, end), (_, _, start, _) in itertools.pairwise(log):
+        assert start >= end
+    # The servers first, each product's leader last among them, then the rest.
+    machines = [m for m, _, _, _ in log]
+    assert set(machines[:6]) == set(SERVERS.values())
+    for product, was_leading in leaders.items():
+        assert [m for m, p, _, _ in log if p == product and m in SERVERS.values()][-1] == was_leading
+    # The new versions run everywhere.
+    members = api(ha, "http://127.0.0.1:8500/v1/agent/members")
+    assert {m["Tags"]["build"].split(":")[0] for m in members if m["Status"] == 1} == {OTHER_CONSUL}
+    nodes = api(ha, f"http://{ROOT_SERVER}:4646/v1/nodes")
+    assert {n["Version"] for n in nodes} == {OTHER_NOMAD}
+    servers = api(ha, f"http://{ROOT_SERVER}:4646/v1/agent/members")["Members"]
+    assert {s["Tags"]["build"] for s in servers} == {OTHER_NOMAD}
+    assert result.ok > 50
+    assert result.failed == 0, result
+    ha.pulumi("preview", "--expect-no-changes")
+
+
+def test_destroy_is_graceful(ha: Project) -> None:
+    out = ha.timed("destroy", "destroy", "--yes", "--skip-preview").stdout
+    ha.destroyed = True
+    deleted = [line for line in out.splitlines() if " deleted (" in line]
+    order = [re.search(r"Command (\S+) deleted|Job (\S+) deleted", line) for line in deleted]
+    names = [m[1] or m[2] for m in order if m]
+    # The job is stopped first, then each client's Nomad node drained and purged, then each
+    # Consul agent of the load balancer and the clients leaves.
+    assert names.index("job-fib") < min(names.index(f"client{i}-nomad") for i in (1, 2))
+    for line in deleted:
+        if re.search(r"client\d-nomad deleted", line):
+            assert "nomad: node purged" in line, line
+        if re.search(r"(client\d|frontend-lb)-consul deleted", line):
+            assert "consul: left the cluster" in line, line
+    assert lab_machines(ha) == []
