@@ -136,6 +136,20 @@ class InstallSpec:
 
 
 @dataclass(frozen=True)
+class SecuritySpec:
+    """What protects the cluster; every part on unless the stack turns it off."""
+
+    gossip: bool = True  # gossip encryption (Consul; Nomad servers)
+
+    @property
+    def any(self) -> bool:
+        return self.gossip
+
+
+SECURITY_KEYS = ("gossip",)
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """Everything the program needs to know, validated."""
 
@@ -150,11 +164,12 @@ class ClusterSpec:
     client_settings: Mapping[str, ClientSettings] = field(default_factory=dict)
     default_client: ClientSettings = ClientSettings()
     jobs: tuple[str, ...] = ("fib",)
+    security: SecuritySpec = SecuritySpec()
 
 
 # The keys this program reads. Anything else under the namespace is a typo and is refused.
 KEYS = ("domain", "servers", "clients", "datacenter", "region", "machines", "install", "consul",
-        "nomad", "consulTemplate", "cadvisor", "clientSettings", "jobs")
+        "nomad", "consulTemplate", "cadvisor", "clientSettings", "jobs", "security")
 
 
 def _fix_set(key: str, example: str) -> str:
@@ -319,7 +334,24 @@ def load(raw: Mapping[str, str], stack: str, defaults: PinDefaults | None = None
                        machines=machines, datacenter=datacenter, region=region,
                        install=_install(raw, defaults or (lambda source: {})),
                        client_settings=_client_settings(raw.get("clientSettings"), clients),
-                       jobs=_jobs(raw.get("jobs")))
+                       jobs=_jobs(raw.get("jobs")), security=_security(raw.get("security")))
+
+
+def _security(raw: str | None) -> SecuritySpec:
+    """`security: {gossip: false}` turns a part off (the plain demo); all on by default."""
+    if raw is None:
+        return SecuritySpec()
+    obj = _parse_object("security", raw, "gossip", "true")
+    _check_keys("security", obj, SECURITY_KEYS)
+    values = {}
+    for name, value in obj.items():
+        # `pulumi config set --path` stores a string unless told `--type bool`.
+        value = {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+        if not isinstance(value, bool):
+            raise ConfigError(f"security.{name}", f"expected true or false, got {value!r}",
+                              _fix_set_path(f"security.{name}", "false"))
+        values[name] = value
+    return SecuritySpec(**values)
 
 
 JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"

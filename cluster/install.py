@@ -12,6 +12,7 @@ its turn comes, one machine at a time, and waits until it is healthy again.
 
 from __future__ import annotations
 
+import base64
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,6 +107,37 @@ class Agent:
     timeout: int = 120
     packages: tuple[str, ...] = ()  # Debian packages it needs
     check: str = ""  # a config test that must pass before a (re)start, e.g. `nginx -t`
+    secrets: tuple[str, ...] = ()  # files that come on stdin (see secrets_bundle), never in the text
+    retired: tuple[str, ...] = ()  # secret files it may have had and must not have now
+
+
+def secrets_bundle(files: Sequence[File]) -> str:
+    """The stdin of an install step: one line per secret file, `PATH MODE OWNER BASE64`."""
+    return "".join(f"{f.path} {f.mode} {f.owner} {base64.b64encode(f.content.encode()).decode()}\n"
+                   for f in files)
+
+
+def _read_secrets(agent: Agent) -> list[str]:
+    """Lines that write the secret files of the stdin bundle (checking that each expected one
+    came), and remove the retired ones. The values pass through the shell's own `read` and
+    `printf` (builtins: no process has them in its arguments) into 0600 temporary files."""
+    lines = [
+        "while read -r path mode owner data; do",
+        '  tmp=$(mktemp) && printf %s "$data" | base64 -d > "$tmp"',
+        '  if ! cmp -s "$tmp" "$path"; then',
+        '    install -D -m "$mode" -o "$owner" -g "$owner" "$tmp" "$path"; changed=1',
+        "  else",
+        '    chmod "$mode" "$path"; chown "$owner:$owner" "$path"',
+        "  fi",
+        '  rm -f "$tmp"',
+        "done",
+    ]
+    for path in agent.secrets:
+        lines.append(f'[ -s {q(path)} ] || fail "{agent.product}: the secret file {path} '
+                     'did not arrive on stdin"')
+    for path in agent.retired:
+        lines.append(f"if [ -e {q(path)} ]; then rm -f {q(path)}; changed=1; fi")
+    return lines
 
 
 def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> str:
@@ -136,6 +168,8 @@ def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> 
                   f"install -d -m 0750 -o {agent.user} -g {agent.user} /etc/{product}.d"]
     for f in agent.files:
         lines += _put_file(f, "HASHICLUSTER_EOF")
+    if agent.secrets or agent.retired:
+        lines += _read_secrets(agent)
     if agent.check:
         lines += [f'{agent.check} || fail "{product}: the new configuration does not pass `{agent.check}`"']
     lines += ['if [ "$changed" = 1 ]; then systemctl daemon-reload; fi',

@@ -16,6 +16,7 @@ from cluster import binaries
 from cluster import config as cfg
 from cluster.jobs import NomadJob
 from cluster.machines import Machine, nspawn, vagrant
+from cluster.secrets import CLUSTER_OUTPUTS, ClusterSecrets
 from cluster.services.agents import agents
 from cluster.services.identity import identity
 from cluster.topology import Node, Role, nodes
@@ -88,7 +89,11 @@ def build(raw: Mapping[str, str], stack: str, check_network: bool = True,
     cluster = Cluster(spec, make_machines(spec, check_network))
     first = {m.node.name: identity(m, cluster.nodes) for m in cluster.machines}
     cluster.steps += list(first.values())
-    cluster.steps += agents(spec, cluster.machines, first, uploads)
+    secrets = {}
+    if spec.security.any:
+        made = ClusterSecrets("cluster-secrets", spec.stack)
+        secrets = {name: getattr(made, name) for name in CLUSTER_OUTPUTS}
+    cluster.steps += agents(spec, cluster.machines, first, uploads, secrets)
     # Jobs come last: after every machine's steps, the load balancer included.
     cluster.jobs = [
         NomadJob(f"job-{name}", hcl=(cfg.JOBS_DIR / f"{name}.nomad.hcl").read_text(),

@@ -7,6 +7,8 @@ template of its own (base, server, client) and a node gets only the files of its
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,32 @@ def nomad_files(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[File
         File("/etc/systemd/system/nomad.service", render_template("systemd/nomad.service.j2", **ctx))
     )
     return files
+
+
+# The secret values a node's files take (cluster/secrets.py's output names), and every file
+# that can hold one: a file of these that a node should not have (a part turned off) goes.
+SECRET_FILES = {"consul": ("/etc/consul.d/gossip.hcl",), "nomad": ("/etc/nomad.d/gossip.hcl",)}
+
+
+def secret_files(spec: ClusterSpec, product: str, node: Node, values: Mapping[str, str]) -> list[File]:
+    """The files of PRODUCT on NODE that hold secrets, from VALUES (the secrets' outputs).
+    They are never part of a command's text: the install step gets them on stdin."""
+    files = []
+    if spec.security.gossip and product == "consul":
+        files.append(File("/etc/consul.d/gossip.hcl",
+                          render_template("consul/gossip.hcl.j2", key=values["consul_gossip_key"]),
+                          "0640", "consul"))
+    if spec.security.gossip and product == "nomad" and node.role is Role.SERVER:
+        files.append(File("/etc/nomad.d/gossip.hcl",
+                          render_template("nomad/gossip.hcl.j2", key=values["nomad_gossip_key"]),
+                          "0600", "nomad"))
+    return files
+
+
+def secret_paths(spec: ClusterSpec, product: str, node: Node) -> list[str]:
+    """The paths of secret_files, known without the values."""
+    placeholders = defaultdict(str)  # type: defaultdict[str, str]
+    return [f.path for f in secret_files(spec, product, node, placeholders)]
 
 
 def digest(files: list[File]) -> str:

@@ -15,6 +15,7 @@ the cluster first: its Nomad node is drained and purged, its Consul agent leaves
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 
@@ -49,13 +50,20 @@ checks=$(local_checks 2>/dev/null | grep -o '"CheckID"' | wc -l)
 """.strip().splitlines()
 
 
+def _with_secret_files(spec: ClusterSpec, agent: install.Agent, node: Node) -> install.Agent:
+    """AGENT with the secret files it gets on NODE, and those it must not keep."""
+    wanted = render.secret_paths(spec, agent.product, node)
+    return dataclasses.replace(agent, secrets=tuple(wanted), retired=tuple(
+        p for p in render.SECRET_FILES[agent.product] if p not in wanted))
+
+
 def _consul_agent(spec: ClusterSpec, node: Node, servers: list[Node]) -> install.Agent:
-    return install.Agent(
+    return _with_secret_files(spec, install.Agent(
         product="consul", pin=spec.install.consul, files=render.consul_files(spec, node, servers),
         user="consul", data_dir="/opt/consul",
         # Server or client, the agent is working once it knows the cluster's leader.
         ready=LEADER.format(url="http://127.0.0.1:8500"),
-        ready_state="consul members; journalctl -u consul -n 20 --no-pager")
+        ready_state="consul members; journalctl -u consul -n 20 --no-pager"), node)
 
 
 def _nomad_agent(spec: ClusterSpec, node: Node, servers: list[Node]) -> install.Agent:
@@ -64,10 +72,11 @@ def _nomad_agent(spec: ClusterSpec, node: Node, servers: list[Node]) -> install.
         ready = LEADER.format(url=url)
     else:
         ready = f"NOMAD_ADDR={url} nomad node status -self -short 2>/dev/null | grep -q '^Status *= ready'"
-    return install.Agent(
+    return _with_secret_files(spec, install.Agent(
         product="nomad", pin=spec.install.nomad, files=render.nomad_files(spec, node, servers),
         user="nomad" if node.role is Role.SERVER else "root", data_dir="/opt/nomad", ready=ready,
-        ready_state=f"NOMAD_ADDR={url} nomad agent-info | head -40; journalctl -u nomad -n 20 --no-pager")
+        ready_state=f"NOMAD_ADDR={url} nomad agent-info | head -40; journalctl -u nomad -n 20 --no-pager"),
+        node)
 
 
 def _cadvisor(spec: ClusterSpec, node: Node) -> install.Agent:
@@ -175,19 +184,28 @@ def _leave(agent: install.Agent, node: Node, servers: list[Node]) -> list[str]:
 
 def _agent_step(machine: Machine, spec: ClusterSpec, agent: install.Agent,
                 uploads: Mapping[str, str], after: Sequence[pulumi.Resource],
-                servers: list[Node]) -> remote.Command:
+                servers: list[Node], secrets: Mapping[str, pulumi.Output[str]]) -> remote.Command:
     """Install the agent (create), converge it (update: Consul and Nomad only staged for the
-    roll), take it out of the cluster and remove it (delete)."""
+    roll), take it out of the cluster and remove it (delete). Its secret files, made from
+    SECRETS (cluster/secrets.py's outputs), go on stdin; their hash joins the triggers."""
     upload = _binary(machine, spec, agent.pin, uploads.get(agent.product))
     binary = f"{agent.pin.version} {agent.pin.sha256}" if agent.pin else ""
     digest = hashlib.sha256(f"{binary}\0{render.digest(agent.files)}".encode()).hexdigest()
+    triggers: list[object] = [digest]
+    stdin = None
+    if agent.secrets:
+        node = machine.node
+        stdin = pulumi.Output.all(**secrets).apply(
+            lambda values: install.secrets_bundle(render.secret_files(spec, agent.product, node, values)))
+        triggers.append(stdin.apply(lambda b: hashlib.sha256(b.encode()).hexdigest()))
     return remote.Command(
         f"{machine.node.name}-{agent.product}",
         connection=machine.connection,
         create=install.install_script(agent, spec.install),
         update=install.install_script(agent, spec.install, restart=agent.product not in ROLLED),
         delete=install.uninstall_script(agent.product, _leave(agent, machine.node, servers)),
-        triggers=[digest],
+        stdin=stdin,
+        triggers=triggers,
         opts=pulumi.ResourceOptions(parent=machine.resource,
                                     depends_on=[*after, *([upload] if upload else [])]),
     )
@@ -220,8 +238,10 @@ def _alive(role: str, count: int) -> str:
 
 
 def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pulumi.Resource],
-           uploads: Mapping[str, str]) -> list[pulumi.CustomResource]:
-    """Every agent install, gate and roll step, in dependency order. Returns them all."""
+           uploads: Mapping[str, str],
+           secrets: Mapping[str, pulumi.Output[str]] | None = None) -> list[pulumi.CustomResource]:
+    """Every agent install, gate and roll step, in dependency order. Returns them all.
+    SECRETS: the outputs of cluster/secrets.py's ClusterSecrets (none with security off)."""
     servers = [m for m in machines if m.node.role is Role.SERVER]
     others = [m for m in machines if m.node.role is not Role.SERVER]
     server_nodes = [m.node for m in servers]
@@ -229,7 +249,7 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
     steps: list[pulumi.CustomResource] = []
 
     def step(m: Machine, agent: install.Agent, after: Sequence[pulumi.Resource]) -> remote.Command:
-        return _agent_step(m, spec, agent, uploads, after, server_nodes)
+        return _agent_step(m, spec, agent, uploads, after, server_nodes, secrets or {})
 
     consul_servers = [step(m, _consul_agent(spec, m.node, server_nodes), [identity[m.node.name]])
                       for m in servers]

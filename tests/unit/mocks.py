@@ -15,6 +15,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
+from cluster.secrets import CLUSTER_OUTPUTS
+
 PROJECT = "hashicluster"
 
 
@@ -51,6 +53,9 @@ class LabMocks(pulumi.runtime.Mocks):
                 "port": 22, "user": "root", "private_key_path": str(self.key_file),
                 "host_key_public": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockHostKey",
             })
+        if args.typ == "pulumi-python:dynamic:Resource" and args.name == "cluster-secrets":
+            # ClusterSecrets: stand-ins a test can look for.
+            outputs.update({k: f"MOCK-SECRET-{k}" for k in CLUSTER_OUTPUTS})
         self.inputs[args.name] = dict(args.inputs)
         return f"{args.name}-id", outputs
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def test_lab_stack_graph(key_file: Path) -> None:
     agents |= {"frontend-lb-nginx", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}
     gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready"}
     rolls = {f"{n}-roll" for n in NODES}  # one server: no leader pass
-    assert graph.names() == expected | agents | gates | rolls | {"job-fib"}
+    assert graph.names() == expected | agents | gates | rolls | {"job-fib", "cluster-secrets"}
     # Jobs come after every step, the load balancer's included.
     assert graph.depends_on("job-fib", "frontend-lb-consul-template")
     assert graph.depends_on("job-fib", "cluster-ready")
@@ -207,6 +208,35 @@ def test_removing_a_machine_takes_it_out_of_the_cluster_first(key_file: Path) ->
     server = graph.inputs("server2-consul")["delete"]
     assert "consul leave" in server and "no client left" in server
     assert "drain" not in graph.inputs("server2-nomad")["delete"]
+
+
+def test_gossip_keys_reach_the_agents_on_stdin_only(key_file: Path) -> None:
+    graph = lab(key_file)
+    server = graph.inputs("root-server-consul")
+    bundle = dict(line.split(" ", 1) for line in server["stdin"].splitlines())
+    assert set(bundle) == {"/etc/consul.d/gossip.hcl"}
+    mode, owner, data = bundle["/etc/consul.d/gossip.hcl"].split()
+    assert (mode, owner) == ("0640", "consul")
+    assert 'encrypt                 = "MOCK-SECRET-consul_gossip_key"' in base64.b64decode(data).decode()
+    for step in ("create", "update", "delete"):
+        assert "MOCK-SECRET" not in server[step]
+    assert "/etc/consul.d/gossip.hcl did not arrive on stdin" in server["create"]
+    # The secret's hash joins the triggers: a new key re-runs the step.
+    assert len(server["triggers"]) == 2 and "MOCK-SECRET" not in str(server["triggers"])
+    nomad_server = graph.inputs("root-server-nomad")
+    assert "/etc/nomad.d/gossip.hcl " in nomad_server["stdin"]
+    # Nomad clients do not gossip: nothing to send them.
+    assert "stdin" not in graph.inputs("client1-nomad") or not graph.inputs("client1-nomad")["stdin"]
+    assert "MOCK-SECRET" not in str(graph.result.outputs())
+
+
+def test_security_off_makes_no_secret_and_removes_the_old_files(key_file: Path) -> None:
+    graph = lab(key_file, dict(LAB_STACK, security='{"gossip": false}'))
+    assert "cluster-secrets" not in graph.names()
+    server = graph.inputs("root-server-consul")
+    assert not server.get("stdin")
+    assert "if [ -e /etc/consul.d/gossip.hcl ]; then rm -f /etc/consul.d/gossip.hcl; changed=1; fi" \
+        in server["update"]
 
 
 VAGRANT_STACK = {"machines": '{"provider": "vagrant", "driver": "qemu", "box": "hashicluster/bookworm"}',

@@ -169,3 +169,44 @@ def test_checks_passing_wants_every_check_back_and_passing(api: Path, before: st
     script = f"cp {api}/after.json {api}/checks.json && checks_passing $checks"
     (api / "after.json").write_text(after)
     assert prelude_check(api, script) is passing
+
+
+# ------------------------------------------------------------------ secret files on stdin
+
+def _reader(agent: install.Agent) -> str:
+    return "\n".join(["set -eu", 'fail() { echo "error: $*" >&2; exit 1; }', "changed=0",
+                      *install._read_secrets(agent), 'echo "changed=$changed"'])
+
+
+def _agent(secrets: tuple[str, ...], retired: tuple[str, ...] = ()) -> install.Agent:
+    return install.Agent("consul", None, [], "root", None, "true", "true", secrets=secrets, retired=retired)
+
+
+def test_secret_files_come_from_stdin(tmp_path: Path) -> None:
+    import getpass
+
+    from cluster.render import File
+    me = getpass.getuser()
+    gossip, old = tmp_path / "consul.d" / "gossip.hcl", tmp_path / "consul.d" / "old.hcl"
+    old.parent.mkdir()
+    old.write_text("stale")
+    files = [File(str(gossip), 'encrypt = "s3cr3t with spaces"\n', "0640", me)]
+    script = _reader(_agent((str(gossip),), (str(old),)))
+    assert "s3cr3t" not in script
+    proc = subprocess.run(["bash", "-c", script], input=install.secrets_bundle(files), text=True,
+                          capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert gossip.read_text() == 'encrypt = "s3cr3t with spaces"\n'
+    assert oct(gossip.stat().st_mode & 0o777) == "0o640"
+    assert not old.exists()
+    assert proc.stdout.strip() == "changed=1"
+    again = subprocess.run(["bash", "-c", script], input=install.secrets_bundle(files), text=True,
+                           capture_output=True, check=False)
+    assert again.stdout.strip() == "changed=0"
+
+
+def test_a_missing_secret_file_stops_the_install(tmp_path: Path) -> None:
+    script = _reader(_agent((str(tmp_path / "gossip.hcl"),)))
+    proc = subprocess.run(["bash", "-c", script], input="", text=True, capture_output=True, check=False)
+    assert proc.returncode == 1
+    assert f"consul: the secret file {tmp_path}/gossip.hcl did not arrive on stdin" in proc.stderr
