@@ -36,11 +36,13 @@ class Target:
     path: str
 
     @classmethod
-    def parse(cls, url: str, allowed_prefix: str = LAB_PREFIX) -> Target:
-        """An http:// URL to a lab address (10.210.x.y) or loopback; nothing else is loaded."""
+    def parse(cls, url: str, allowed_prefix: str = LAB_PREFIX,
+              schemes: tuple[str, ...] = ("http",)) -> Target:
+        """An http:// URL (or one of SCHEMES) to a lab address (10.210.x.y) or loopback;
+        nothing else is loaded."""
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise LoadError(f"{url!r} is not an http://HOST[:PORT]/PATH URL")
+        if parts.scheme not in schemes or not parts.hostname:
+            raise LoadError(f"{url!r} is not an {'/'.join(schemes)}://HOST[:PORT]/PATH URL")
         host = parts.hostname
         if not (host.startswith(allowed_prefix) or host.startswith("127.")):
             raise LoadError(f"{host} is neither a lab address ({allowed_prefix}x.y) nor loopback: "

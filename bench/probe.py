@@ -4,6 +4,7 @@ network: one GET or PUT, and waiting until a URL answers 200."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -29,9 +30,15 @@ class Answer:
 
 def request(url: str, method: str = "GET", timeout: float = 5.0) -> Answer:
     """One request to a lab address (Target.parse refuses any other); never raises for
-    HTTP or network errors, which come back as the Answer."""
-    Target.parse(url)
+    HTTP or network errors, which come back as the Answer. An https URL is checked against
+    the CA in SSL_CERT_FILE (the cluster's, from the stack's `caCertificate` output);
+    NOMAD_TOKEN and CONSUL_HTTP_TOKEN, when set, go as the ACL tokens."""
+    Target.parse(url, schemes=("http", "https"))
     req = urllib.request.Request(url, method=method, data=b"" if method in ("PUT", "POST") else None)
+    # With ACLs: the tokens from the environment (each API reads its own header).
+    for header, variable in (("X-Nomad-Token", "NOMAD_TOKEN"), ("X-Consul-Token", "CONSUL_HTTP_TOKEN")):
+        if os.environ.get(variable):
+            req.add_header(header, os.environ[variable])
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
             return Answer(resp.status, resp.read().decode(errors="replace"))

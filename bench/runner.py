@@ -73,18 +73,14 @@ class Addresses:
 
     lb: str
     server: str
+    nomad: str  # the root server's Nomad API: http://..:4646, or https with TLS
+    consul: str  # its Consul API: http://..:8500, or https://..:8501
+    ca_cert: str | None = None  # with TLS: the cluster's CA certificate
+    tokens: dict[str, str] = field(default_factory=dict)  # with ACLs: NOMAD_TOKEN, CONSUL_HTTP_TOKEN
 
     @property
     def fib(self) -> str:
         return f"http://{self.lb}/fib/10"
-
-    @property
-    def nomad(self) -> str:
-        return f"http://{self.server}:4646"
-
-    @property
-    def consul(self) -> str:
-        return f"http://{self.server}:8500"
 
 
 @dataclass
@@ -200,11 +196,19 @@ class Bench:
             self.m.notes.append(f"pulumi destroy left lab machines behind, removed with lab down: {left}")
 
     def read_addresses(self) -> Addresses:
-        done, _ = self.ws.pulumi("stack output", "stack", "output", "--json", timeout=120)
-        machines = json.loads(done.stdout)["machines"].values()
+        # With --show-secrets (the management tokens), so never into the log files.
+        done, _ = self.ws.pulumi("stack output", "stack", "output", "--json", "--show-secrets", timeout=120,
+                                 log=False)
         # The first machine of each role: the root server, the front load balancer.
-        roles = {m["role"]: m["address"] for m in reversed(list(machines))}
-        return Addresses(lb=roles["lb"], server=roles["server"])
+        outputs = json.loads(done.stdout)
+        roles = {m["role"]: m["address"] for m in reversed(list(outputs["machines"].values()))}
+        return Addresses(lb=roles["lb"], server=roles["server"],
+                         nomad=outputs["nomadUi"].removesuffix("/ui/"),
+                         consul=outputs["consulUi"].removesuffix("/ui/"),
+                         ca_cert=outputs.get("caCertificate"),
+                         tokens={variable: outputs[name] for variable, name in (
+                             ("NOMAD_TOKEN", "nomadManagementToken"),
+                             ("CONSUL_HTTP_TOKEN", "consulManagementToken")) if name in outputs})
 
     def expect_no_changes(self, what: str, done: Done, events: eventlog.EventLog | None) -> None:
         changes = events.changes if events else {}
@@ -295,7 +299,7 @@ class Bench:
             self.step("failover: stop one fib allocation", run)
             result = self.ws.in_lab("failover", "failover", "--lb", a.fib, "--nomad", a.nomad,
                                     "--consul", a.consul, "--settle", str(self.settings.failover_settle),
-                                    timeout=300)
+                                    timeout=300, ca_cert=a.ca_cert, env=a.tokens)
             self.m.detail("failover", result)
             self.m.add("failover_victim", result["victim_last_s"])
             self.m.add("failover_errors", result["errors"])

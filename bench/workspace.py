@@ -192,10 +192,11 @@ class Workspace:
         self.counter += 1
         return self.logs / f"{self.counter:03d}-{label.replace(' ', '-')}.log"
 
-    def pulumi(self, label: str, *args: str, timeout: float = 1200,
-               events: bool = False) -> tuple[Done, eventlog.EventLog | None]:
+    def pulumi(self, label: str, *args: str, timeout: float = 1200, events: bool = False,
+               log: bool = True) -> tuple[Done, eventlog.EventLog | None]:
         """`pulumi ARGS --stack bench` inside the lab network, timed; with EVENTS, its event
-        log too. A failure raises BenchError with the end of its output."""
+        log too. A failure raises BenchError with the end of its output. LOG=False keeps its
+        output out of the log files (secrets)."""
         log_file = self._log_file(label)
         extra: list[str] = []
         event_path = log_file.with_suffix(".events.jsonl")
@@ -208,17 +209,25 @@ class Workspace:
                 done = run_command(cmd, self.project, self.env, timeout, log_file)
             parsed: eventlog.EventLog | None = eventlog.parse(tail.records)
         else:
-            done, parsed = run_command(cmd, self.project, self.env, timeout, log_file), None
+            done, parsed = run_command(cmd, self.project, self.env, timeout, log_file if log else None), None
         if done.returncode != 0:
             raise BenchError(f"`pulumi {' '.join(args)}` exited {done.returncode} (log: {log_file}):\n"
                              f"{(done.stderr.strip() or done.stdout.strip())[-2500:]}")
         return done, parsed
 
-    def in_lab(self, label: str, *args: str, timeout: float = 300) -> Any:
-        """`python3 -m bench ARGS` inside the lab network; its JSON answer."""
+    def in_lab(self, label: str, *args: str, timeout: float = 300, ca_cert: str | None = None,
+               env: dict[str, str] | None = None) -> Any:
+        """`python3 -m bench ARGS` inside the lab network; its JSON answer. With CA_CERT (the
+        cluster's CA), https URLs are checked against it (SSL_CERT_FILE); ENV adds variables
+        (the ACL tokens: in the environment, never in the arguments)."""
         log_file = self._log_file(label)
         cmd = [sys.executable, "-m", "lab", "exec", "--", sys.executable, "-m", "bench", *args]
-        done = run_command(cmd, ROOT, self.env, timeout, log_file)
+        env = {**self.env, **(env or {})}
+        if ca_cert:
+            ca_file = self.base / "cluster-ca.pem"
+            ca_file.write_text(ca_cert)
+            env["SSL_CERT_FILE"] = str(ca_file)
+        done = run_command(cmd, ROOT, env, timeout, log_file)
         if done.returncode != 0:
             raise BenchError(f"`python3 -m bench {' '.join(args)}` in the lab network exited "
                              f"{done.returncode} (log: {log_file}):\n{done.stderr.strip()[-1500:]}")

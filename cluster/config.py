@@ -140,13 +140,15 @@ class SecuritySpec:
     """What protects the cluster; every part on unless the stack turns it off."""
 
     gossip: bool = True  # gossip encryption (Consul; Nomad servers)
+    tls: bool = True  # TLS for Consul's and Nomad's RPC and HTTP, with the program's CA
+    acl: bool = True  # Consul and Nomad ACLs: deny by default, a narrow token per user
 
     @property
     def any(self) -> bool:
-        return self.gossip
+        return self.gossip or self.tls or self.acl
 
 
-SECURITY_KEYS = ("gossip",)
+SECURITY_KEYS = ("gossip", "tls", "acl")
 
 
 @dataclass(frozen=True)

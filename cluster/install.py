@@ -18,10 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cluster.config import DEFAULT_MIRROR, BinaryPin, InstallSpec
-from cluster.render import File
+from cluster.render import API_ENV, File
 
 STAGING = "/var/lib/hashicluster/staging"
 PENDING = "/var/lib/hashicluster/restart"  # one file per agent awaiting its roll
+# Scripts that call the Consul or Nomad API first read how (the URLs, the CA, `api` for curl).
+USE_API = f"[ ! -r {API_ENV} ] || . {API_ENV}"
 q = shlex.quote
 
 
@@ -185,7 +187,7 @@ def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> 
             "fi",
             f"systemctl start {product}",
         ]
-    lines += wait_for(f"the local {product} agent", agent.ready, agent.ready_state, agent.timeout)
+    lines += [USE_API, *wait_for(f"the local {product} agent", agent.ready, agent.ready_state, agent.timeout)]
     return "\n".join(lines) + "\n"
 
 
@@ -270,4 +272,4 @@ def wait_for(what: str, condition: str, state: str, timeout: int) -> list[str]:
 
 def gate_script(what: str, condition: str, state: str, timeout: int = 180) -> str:
     """A whole-cluster gate, run on a server: done means working."""
-    return "\n".join(["set -eu", *wait_for(what, condition, state, timeout)]) + "\n"
+    return "\n".join(["set -eu", USE_API, *wait_for(what, condition, state, timeout)]) + "\n"

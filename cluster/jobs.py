@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -65,11 +67,15 @@ class NomadUnreachableError(NomadJobError):
 class NomadApi:
     """The few Nomad HTTP API calls the provider makes, over python-nomad, with clear errors."""
 
-    def __init__(self, address: str, request_timeout: int = REQUEST_TIMEOUT) -> None:
+    def __init__(self, address: str, request_timeout: int = REQUEST_TIMEOUT,
+                 ca_pem: str | None = None, token: str | None = None) -> None:
         import nomad
 
         self.address = address.rstrip("/")
-        self._nomad = nomad.Nomad(address=self.address, timeout=request_timeout)
+        # With TLS, the server's certificate is checked against the cluster's CA.
+        verify: bool | str = _ca_file(ca_pem) if ca_pem else True
+        # With ACLs, the job resources' own token (never an argument: a request header).
+        self._nomad = nomad.Nomad(address=self.address, timeout=request_timeout, verify=verify, token=token)
 
     def _call(self, what: str, call: Callable[[], Any], missing_ok: bool = False) -> Any:
         import nomad.api.exceptions as errors
@@ -157,9 +163,24 @@ class NomadApi:
                    lambda: self._nomad.job.deregister_job(job_id, purge=purge), missing_ok=True)
 
 
-def connect(address: str) -> NomadApi:
+def connect(address: str, ca_pem: str | None = None, token: str | None = None) -> NomadApi:
     """The API client of one Nomad address (a seam for the unit tests)."""
-    return NomadApi(address)
+    return NomadApi(address, ca_pem=ca_pem, token=token)
+
+
+def _ca_file(pem: str) -> str:
+    """A file holding the CA certificate PEM (public), for requests' `verify`."""
+    digest = hashlib.sha256(pem.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"hashicluster-ca-{digest}.pem"
+    if not path.exists() or path.read_text() != pem:
+        path.write_text(pem)
+    return str(path)
+
+
+def _connect(props: Mapping[str, Any]) -> NomadApi:
+    ca, token = props.get("ca_pem"), props.get("token")
+    return connect(str(props["address"]), ca if isinstance(ca, str) and ca else None,
+                   token if isinstance(token, str) and token else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,7 +390,7 @@ def _settings(props: Mapping[str, Any]) -> tuple[str, bool, float, bool]:
 def deploy(props: Mapping[str, Any]) -> dict[str, Any]:
     """Parse, register and (optionally) wait: the outputs of a create or an update."""
     address, wait, timeout, _ = _settings(props)
-    api = connect(address)
+    api = _connect(props)
     job = api.parse(str(props["hcl"]))
     reply = api.register(job)
     warnings = str(reply.get("Warnings") or "").strip()
@@ -378,7 +399,7 @@ def deploy(props: Mapping[str, Any]) -> dict[str, Any]:
         raise NomadJobError(f"job {job['ID']} is not at {address} right after registering it")
     version = int(live["Version"])
     healthy = wait_healthy(api, job["ID"], version, reply, timeout) if wait else 0
-    outs = {key: props[key] for key in ("name", "hcl", *SETTINGS) if key in props}
+    outs = {key: props[key] for key in ("name", "hcl", "ca_pem", "token", *SETTINGS) if key in props}
     return {**outs, "job_id": job["ID"], "job_version": version,
             "job_modify_index": int(live.get("JobModifyIndex") or 0),
             "healthy_allocations": healthy, "spec_hash": spec_hash(job),
@@ -413,7 +434,7 @@ class NomadJobProvider(dynamic.ResourceProvider):
             return dynamic.DiffResult(changes=True)
         settings_changed = any(olds.get(key) != news.get(key) for key in SETTINGS)
         try:
-            job = connect(str(news["address"])).parse(str(news["hcl"]))
+            job = _connect(news).parse(str(news["hcl"]))
         except NomadUnreachableError:
             # No cluster yet (or not reachable from here): fall back to the text.
             return dynamic.DiffResult(changes=settings_changed or olds.get("hcl") != news["hcl"])
@@ -426,8 +447,8 @@ class NomadJobProvider(dynamic.ResourceProvider):
         return dynamic.UpdateResult(deploy(news))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        address, _, timeout, purge = _settings(props)
-        api = connect(address)
+        _, _, timeout, purge = _settings(props)
+        api = _connect(props)
         if api.job(id_) is None:
             return
         alloc_ids = [a["ID"] for a in api.allocations(id_) if not alloc_finished(a)]
@@ -435,7 +456,7 @@ class NomadJobProvider(dynamic.ResourceProvider):
         wait_stopped(api, id_, alloc_ids, timeout)
 
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
-        api = connect(_settings(props)[0])
+        api = _connect(props)
         job = api.job(id_)
         if job is None or job.get("Stop"):
             return dynamic.ReadResult("", {})
@@ -463,9 +484,11 @@ class NomadJob(dynamic.Resource, module="nomad", name="Job"):
 
     def __init__(self, name: str, hcl: pulumi.Input[str], address: pulumi.Input[str],
                  wait_healthy: bool = True, timeout: float = DEFAULT_TIMEOUT,
-                 purge_on_delete: bool = True, opts: pulumi.ResourceOptions | None = None) -> None:
+                 purge_on_delete: bool = True, ca_pem: pulumi.Input[str] | None = None,
+                 token: pulumi.Input[str] | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {
-            "name": name, "hcl": hcl, "address": address, "wait_healthy": wait_healthy,
+            "name": name, "hcl": hcl, "address": address, "ca_pem": ca_pem, "token": token,
+            "wait_healthy": wait_healthy,
             "timeout": timeout, "purge_on_delete": purge_on_delete,
             **{key: None for key in (*OUTPUTS, "warnings")},
         }

@@ -16,7 +16,7 @@ from cluster import binaries
 from cluster import config as cfg
 from cluster.jobs import NomadJob
 from cluster.machines import Machine, nspawn, vagrant
-from cluster.secrets import CLUSTER_OUTPUTS, ClusterSecrets
+from cluster.secrets import CLUSTER_OUTPUTS, NODE_OUTPUTS, ClusterSecrets, NodeCredentials, node_names
 from cluster.services.agents import agents
 from cluster.services.identity import identity
 from cluster.topology import Node, Role, nodes
@@ -39,6 +39,31 @@ def make_machines(spec: cfg.ClusterSpec, check_network: bool = True) -> list[Mac
     return vagrant.machines(spec, nodes(spec))
 
 
+def make_secrets(spec: cfg.ClusterSpec, machines: list[Machine]) -> dict[str, dict[str, pulumi.Output[str]]]:
+    """Per machine, the secret values its agents' files take: the cluster's (gossip keys, the
+    CA, tokens) and its own (key and certificate, Consul agent token). Nothing when security
+    is off."""
+    if not spec.security.any:
+        return {}
+    made = ClusterSecrets("cluster-secrets", spec.stack)
+    shared = {name: getattr(made, name) for name in CLUSTER_OUTPUTS}
+    values = {}
+    for m in machines:
+        node = m.node
+        own: dict[str, pulumi.Output[str]] = {}
+        if spec.security.tls or spec.security.acl:  # its certificate, its Consul agent token
+            kind = "server" if node.role is Role.SERVER else "client"
+            roles = [f"{kind}.{spec.datacenter}.consul"]
+            if node.role is not Role.LB:
+                roles.append(f"{kind}.{spec.region}.nomad")
+            creds = NodeCredentials(f"{node.name}-credentials", made,
+                                    node_names(node.hostname, node.short_hostname, node.address, roles),
+                                    opts=pulumi.ResourceOptions(parent=m.resource))
+            own = {name: getattr(creds, name) for name in NODE_OUTPUTS}
+        values[node.name] = {**shared, **own}
+    return values
+
+
 @dataclass
 class Cluster:
     """What one stack is made of: its spec, its machines and every step run on them."""
@@ -47,6 +72,14 @@ class Cluster:
     machines: list[Machine]
     steps: list[pulumi.CustomResource] = field(default_factory=list)
     jobs: list[NomadJob] = field(default_factory=list)
+    ca_cert: pulumi.Output[str] | None = None  # with TLS: the cluster's CA certificate (public)
+    # With ACLs: the management tokens, for people (the UIs, the CLIs); secret outputs.
+    management_tokens: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+
+    @property
+    def nomad_api(self) -> str:
+        scheme = "https" if self.spec.security.tls else "http"
+        return f"{scheme}://{self.first(Role.SERVER).address}:4646"
 
     @property
     def nodes(self) -> list[Node]:
@@ -63,14 +96,19 @@ class Cluster:
                                        "role": m.node.role.value, "ssh": m.ssh}
                          for m in self.machines},
             "hostsLines": [f"{n.address} {n.hostname}" for n in self.nodes],
-            "consulUi": f"http://{root.address}:8500/ui/",
-            "nomadUi": f"http://{root.address}:4646/ui/",
+            "consulUi": (f"https://{root.address}:8501/ui/" if self.spec.security.tls
+                         else f"http://{root.address}:8500/ui/"),
+            "nomadUi": f"{self.nomad_api}/ui/",
             "loadBalancer": f"http://{lb.address}/",
             "consulUiThroughLb": f"http://{lb.address}:8500/ui/",
             "fibUrl": f"http://{lb.hostname}/fib/10",
             "cadvisor": {n.name: f"http://{n.address}:8080/" for n in self.nodes if n.role is Role.CLIENT},
             "consulVersion": self.spec.install.consul.version,
             "nomadVersion": self.spec.install.nomad.version,
+            # The certificate to trust for the UIs and APIs (`curl --cacert`, the browser).
+            **({"caCertificate": self.ca_cert} if self.ca_cert is not None else {}),
+            # `pulumi stack output --show-secrets nomadManagementToken`: [secret] everywhere else.
+            **{name: pulumi.Output.secret(token) for name, token in self.management_tokens.items()},
         }
 
 
@@ -89,15 +127,19 @@ def build(raw: Mapping[str, str], stack: str, check_network: bool = True,
     cluster = Cluster(spec, make_machines(spec, check_network))
     first = {m.node.name: identity(m, cluster.nodes) for m in cluster.machines}
     cluster.steps += list(first.values())
-    secrets = {}
-    if spec.security.any:
-        made = ClusterSecrets("cluster-secrets", spec.stack)
-        secrets = {name: getattr(made, name) for name in CLUSTER_OUTPUTS}
-    cluster.steps += agents(spec, cluster.machines, first, uploads, secrets)
+    secrets = make_secrets(spec, cluster.machines)
+    made = agents(spec, cluster.machines, first, uploads, secrets)
+    cluster.steps += made.steps
+    root_values = secrets.get(cluster.first(Role.SERVER).name, {})
+    if spec.security.tls:
+        cluster.ca_cert = root_values["ca_cert_pem"]
+    if spec.security.acl:
+        cluster.management_tokens = {"consulManagementToken": root_values["consul_management_token"],
+                                     "nomadManagementToken": root_values["nomad_management_token"]}
     # Jobs come last: after every machine's steps, the load balancer included.
     cluster.jobs = [
         NomadJob(f"job-{name}", hcl=(cfg.JOBS_DIR / f"{name}.nomad.hcl").read_text(),
-                 address=f"http://{cluster.first(Role.SERVER).address}:4646",
+                 address=cluster.nomad_api, ca_pem=cluster.ca_cert, token=made.nomad_jobs_token,
                  opts=pulumi.ResourceOptions(depends_on=list(cluster.steps)))
         for name in spec.jobs]
     return cluster

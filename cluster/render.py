@@ -45,10 +45,15 @@ def render_template(template: str, **context: Any) -> str:
 def consul_files(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[File]:
     """Consul's config directory and unit for one node (server or client agent)."""
     server = node.role is Role.SERVER
-    ctx = {"datacenter": spec.datacenter, "node": node, "servers": servers, "server": server}
+    ctx = {"datacenter": spec.datacenter, "node": node, "servers": servers, "server": server,
+           "tls": spec.security.tls, "acl": spec.security.acl}
     files = [
-        File("/etc/consul.d/consul.hcl", render_template("consul/consul.hcl.j2", **ctx), "0640", "consul")
+        File("/etc/consul.d/consul.hcl", render_template("consul/consul.hcl.j2", **ctx), "0640", "consul"),
+        File(API_ENV, render_template("consul/api.env.j2", **ctx), "0640", "consul"),
     ]
+    if spec.security.tls:
+        files.append(File("/etc/consul.d/tls.hcl", render_template("consul/tls.hcl.j2", **ctx),
+                          "0640", "consul"))
     if server:
         files.append(
             File("/etc/consul.d/server.hcl", render_template("consul/server.hcl.j2", **ctx), "0640", "consul")
@@ -71,8 +76,13 @@ def nomad_files(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[File
         "server": server,
         "settings": spec.client_settings.get(node.name, spec.default_client),
         "interface_of_address": interface,
+        "tls": spec.security.tls,
     }
     files = [File("/etc/nomad.d/nomad.hcl", render_template("nomad/nomad.hcl.j2", **ctx))]
+    if spec.security.tls:
+        files.append(File("/etc/nomad.d/tls.hcl", render_template("nomad/tls.hcl.j2", **ctx)))
+    if spec.security.acl:
+        files.append(File("/etc/nomad.d/acl.hcl", render_template("nomad/acl.hcl.j2", **ctx)))
     if server:
         files.append(File("/etc/nomad.d/server.hcl", render_template("nomad/server.hcl.j2", **ctx)))
     else:
@@ -83,24 +93,72 @@ def nomad_files(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[File
     return files
 
 
-# The secret values a node's files take (cluster/secrets.py's output names), and every file
-# that can hold one: a file of these that a node should not have (a part turned off) goes.
-SECRET_FILES = {"consul": ("/etc/consul.d/gossip.hcl",), "nomad": ("/etc/nomad.d/gossip.hcl",)}
+# How the project's scripts on a machine reach the APIs (sourced; see consul/api.env.j2).
+API_ENV = "/etc/consul.d/api.env"
+TLS_FILES = ("ca.pem", "agent.pem", "agent-key.pem")
+# Every file that can hold a secret (or comes with one, as the certificates): a file of these
+# that a node should not have (a part turned off) goes. api.token and api.header: the token the
+# project's scripts on the machine use (see consul/api.env.j2).
+SECRET_FILES = {
+    "consul": ("/etc/consul.d/gossip.hcl", *(f"/etc/consul.d/tls/{f}" for f in TLS_FILES),
+               "/etc/consul.d/acl.hcl", "/etc/consul.d/api.token", "/etc/consul.d/api.header"),
+    "nomad": ("/etc/nomad.d/gossip.hcl", *(f"/etc/nomad.d/tls/{f}" for f in TLS_FILES),
+              "/etc/nomad.d/consul-token.hcl", "/etc/nomad.d/api.token", "/etc/nomad.d/api.header"),
+    "consul-template": ("/etc/consul-template.d/token.env",),
+}
+
+
+def agent_user(product: str, node: Node) -> str:
+    """The user a product's agent runs as on NODE: it owns the agent's files."""
+    if product == "consul":
+        return "consul"
+    return "nomad" if product == "nomad" and node.role is Role.SERVER else "root"
 
 
 def secret_files(spec: ClusterSpec, product: str, node: Node, values: Mapping[str, str]) -> list[File]:
-    """The files of PRODUCT on NODE that hold secrets, from VALUES (the secrets' outputs).
-    They are never part of a command's text: the install step gets them on stdin."""
+    """The files of PRODUCT on NODE that hold secrets, from VALUES (the outputs of
+    ClusterSecrets and of the node's NodeCredentials), with the certificates that go with
+    them. They are never part of a command's text: the install step gets them on stdin."""
     files = []
+    owner = agent_user(product, node)
+    if spec.security.tls and product in ("consul", "nomad"):
+        tls_dir = f"/etc/{product}.d/tls"
+        files += [File(f"{tls_dir}/ca.pem", values["ca_cert_pem"], "0644", owner),
+                  File(f"{tls_dir}/agent.pem", values["cert_pem"], "0644", owner),
+                  File(f"{tls_dir}/agent-key.pem", values["key_pem"], "0600", owner)]
     if spec.security.gossip and product == "consul":
         files.append(File("/etc/consul.d/gossip.hcl",
                           render_template("consul/gossip.hcl.j2", key=values["consul_gossip_key"]),
-                          "0640", "consul"))
+                          "0640", owner))
     if spec.security.gossip and product == "nomad" and node.role is Role.SERVER:
         files.append(File("/etc/nomad.d/gossip.hcl",
                           render_template("nomad/gossip.hcl.j2", key=values["nomad_gossip_key"]),
-                          "0600", "nomad"))
+                          "0600", owner))
+    if spec.security.acl:
+        files += _acl_files(product, node, values, owner)
     return files
+
+
+def _acl_files(product: str, node: Node, values: Mapping[str, str], owner: str) -> list[File]:
+    """ACL tokens: the agents' own, and the one the project's scripts use on the machine
+    (servers: the management tokens; the others: Consul's node token, Nomad's machine token)."""
+    server = node.role is Role.SERVER
+    if product == "consul-template":
+        return [File("/etc/consul-template.d/token.env",
+                     f"CONSUL_HTTP_TOKEN={values['consul_template_token']}\n", "0600", owner)]
+    if product == "consul":
+        acl = render_template("consul/acl.hcl.j2", server=server, values=values)
+        token = values["consul_management_token" if server else "consul_agent_token"]
+        header = "X-Consul-Token"
+        files = [File("/etc/consul.d/acl.hcl", acl, "0640", owner)]
+    else:
+        token = values["nomad_management_token" if server else "nomad_machine_token"]
+        header = "X-Nomad-Token"
+        files = [File("/etc/nomad.d/consul-token.hcl",
+                      render_template("nomad/consul-token.hcl.j2", token=values["nomad_consul_token"]),
+                      "0600", owner)]
+    return [*files, File(f"/etc/{product}.d/api.token", token + "\n", "0600", owner),
+            File(f"/etc/{product}.d/api.header", f"{header}: {token}\n", "0600", owner)]
 
 
 def secret_paths(spec: ClusterSpec, product: str, node: Node) -> list[str]:
@@ -128,14 +186,16 @@ def cadvisor_files(node: Node) -> list[File]:
     ]
 
 
-def loadbalancer_files(node: Node, servers: list[Node]) -> tuple[list[File], list[File]]:
+def loadbalancer_files(spec: ClusterSpec, node: Node, servers: list[Node]) -> tuple[list[File], list[File]]:
     """The load balancer's files: (nginx's, consul-template's).
 
     services.ctmpl (upstreams) and locations.ctmpl (routes) are consul-template's own (Go)
     templates, copied as they are: generic, they route every service tagged `lb` to
     /<service>/.
     """
-    ctx = {"node": node, "consul_ui_upstreams": [f"{s.address}:8500" for s in servers]}
+    port = 8501 if spec.security.tls else 8500
+    ctx = {"node": node, "consul_ui_upstreams": [f"{s.address}:{port}" for s in servers],
+           "tls": spec.security.tls, "datacenter": spec.datacenter}
     nginx = [File("/etc/nginx/nginx.conf", render_template("lb/nginx.conf.j2", **ctx))]
     consul_template = [
         File(

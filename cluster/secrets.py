@@ -5,16 +5,16 @@
 
 - `ClusterSecrets`: the gossip keys of Consul and Nomad, the cluster's certificate authority
   (an ECDSA P-256 key and its self-signed certificate) and the ACL tokens of the cluster's
-  users: the Consul and Nomad management tokens and the narrow ones (consul-template, the
-  Nomad agents' Consul token, the job resources' Nomad token). Random when created; nothing
+  users: the Consul and Nomad management tokens and the narrow Consul tokens of consul-template
+  and of the Nomad agents. Random when created; nothing
   to compare afterwards, so it never changes by itself (`pulumi up --replace URN` rotates).
 - `NodeCredentials`: per machine, a TLS key and a certificate the CA signs for the machine's
   names and addresses (and the role names Consul and Nomad check: `server.dc1.consul`,
   `server.global.nomad`, `client.global.nomad`), and the machine's own Consul agent token.
   Made again (a new key) when its names change.
 
-Every output is a secret (`additional_secret_outputs`): Pulumi encrypts it in the state and
-shows `[secret]` in previews. The keys are made by `cryptography`, never by a shell.
+Every output but the certificates is a secret (`additional_secret_outputs`): Pulumi encrypts
+it in the state and shows `[secret]` in previews. The keys are made by `cryptography`, never by a shell.
 Pulumi runs the providers in a separate process from a dill pickle that refers to this module
 by name, as for cluster/jobs.py.
 """
@@ -39,10 +39,13 @@ from pulumi import dynamic
 
 CA_YEARS = 10
 CERT_YEARS = 5
-# The tokens ClusterSecrets makes: Consul's and Nomad's management tokens, and one per user.
-TOKENS = ("consul_management", "nomad_management", "consul_template", "nomad_consul", "nomad_jobs")
+# The tokens ClusterSecrets makes: Consul's and Nomad's management tokens, and Consul's for
+# consul-template and for the Nomad agents. (Nomad makes the secrets of its other tokens
+# itself: the nomad-acl step creates them and hands them on.)
+TOKENS = ("consul_management", "nomad_management", "consul_template", "nomad_consul")
 CLUSTER_OUTPUTS = ("consul_gossip_key", "nomad_gossip_key", "ca_key_pem", "ca_cert_pem",
                    *(f"{t}_token" for t in TOKENS))
+PUBLIC_OUTPUTS = ("ca_cert_pem", "cert_pem")  # certificates: no secret
 NODE_OUTPUTS = ("key_pem", "cert_pem", "consul_agent_token")
 
 
@@ -180,10 +183,10 @@ class ClusterSecrets(dynamic.Resource):
     nomad_management_token: pulumi.Output[str]
     consul_template_token: pulumi.Output[str]
     nomad_consul_token: pulumi.Output[str]
-    nomad_jobs_token: pulumi.Output[str]
 
     def __init__(self, name: str, stack: str, opts: pulumi.ResourceOptions | None = None) -> None:
-        secret = pulumi.ResourceOptions(additional_secret_outputs=list(CLUSTER_OUTPUTS))
+        secret = pulumi.ResourceOptions(additional_secret_outputs=[
+            o for o in CLUSTER_OUTPUTS if o not in PUBLIC_OUTPUTS])
         super().__init__(ClusterSecretsProvider(), name,
                          {"stack": stack, **dict.fromkeys(CLUSTER_OUTPUTS)},
                          pulumi.ResourceOptions.merge(secret, opts))
@@ -198,7 +201,8 @@ class NodeCredentials(dynamic.Resource):
 
     def __init__(self, name: str, ca: ClusterSecrets, names: CertNames,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        secret = pulumi.ResourceOptions(additional_secret_outputs=list(NODE_OUTPUTS))
+        secret = pulumi.ResourceOptions(additional_secret_outputs=[
+            o for o in NODE_OUTPUTS if o not in PUBLIC_OUTPUTS])
         super().__init__(NodeCredentialsProvider(), name,
                          {**names.as_inputs(), "ca_key_pem": ca.ca_key_pem, "ca_cert_pem": ca.ca_cert_pem,
                           **dict.fromkeys(NODE_OUTPUTS)},

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pulumi
 from pulumi_command import remote
@@ -25,36 +26,39 @@ from pulumi_command import remote
 from cluster import install, render
 from cluster.config import BinaryPin, ClusterSpec
 from cluster.machines import Machine
+from cluster.services import acl
 from cluster.topology import Node, Role
 
-LEADER = "curl -sf {url}/v1/status/leader | grep -q :"
-CONSUL_URL = "http://127.0.0.1:8500"
+# The scripts reach the APIs as /etc/consul.d/api.env says (install.USE_API): CONSUL_HTTP_ADDR
+# and NOMAD_SCHEME (http, or https with the cluster's CA), and `api`, curl with the CA.
+LEADER = 'api "{url}/v1/status/leader" | grep -q :'
+CONSUL_URL = "$CONSUL_HTTP_ADDR"
 ROLLED = ("consul", "nomad")  # restarted by the roll steps, one machine at a time
 DRAIN_DEADLINE = "2m"  # then Nomad stops what is still running on a node being removed
 
 # Shell functions for the roll steps' health conditions, and the count of the machine's
 # Consul checks before anything restarts: all of them must pass again.
-ROLL_PRELUDE = r"""
+ROLL_PRELUDE = [install.USE_API, *r"""
 servers_healthy() {  # URL COUNT: autopilot reports COUNT alive servers and none unhealthy
-  r=$(curl -sf "$1/v1/operator/autopilot/health") || return 1
+  r=$(api "$1/v1/operator/autopilot/health") || return 1
   case $r in *'"Healthy":false'*) return 1;; esac
   [ "$(printf %s "$r" | grep -o '"SerfStatus":"alive"' | wc -l)" -ge "$2" ]
 }
-local_checks() { curl -sf http://127.0.0.1:8500/v1/agent/checks; }
+local_checks() { api "$CONSUL_HTTP_ADDR/v1/agent/checks"; }
 checks_passing() {  # COUNT: the local Consul agent has COUNT checks or more, all passing
   r=$(local_checks) || return 1
   case $r in *'"Status":"critical"'*|*'"Status":"warning"'*) return 1;; esac
   [ "$(printf %s "$r" | grep -o '"CheckID"' | wc -l)" -ge "$1" ]
 }
 checks=$(local_checks 2>/dev/null | grep -o '"CheckID"' | wc -l)
-""".strip().splitlines()
+""".strip().splitlines()]
 
 
 def _with_secret_files(spec: ClusterSpec, agent: install.Agent, node: Node) -> install.Agent:
     """AGENT with the secret files it gets on NODE, and those it must not keep."""
     wanted = render.secret_paths(spec, agent.product, node)
     return dataclasses.replace(agent, secrets=tuple(wanted), retired=tuple(
-        p for p in render.SECRET_FILES[agent.product] if p not in wanted))
+        p for p in render.SECRET_FILES.get(agent.product, ()) if p not in wanted))
 
 
 def _consul_agent(spec: ClusterSpec, node: Node, servers: list[Node]) -> install.Agent:
@@ -62,12 +66,17 @@ def _consul_agent(spec: ClusterSpec, node: Node, servers: list[Node]) -> install
         product="consul", pin=spec.install.consul, files=render.consul_files(spec, node, servers),
         user="consul", data_dir="/opt/consul",
         # Server or client, the agent is working once it knows the cluster's leader.
-        ready=LEADER.format(url="http://127.0.0.1:8500"),
+        ready=LEADER.format(url=CONSUL_URL),
         ready_state="consul members; journalctl -u consul -n 20 --no-pager"), node)
 
 
+def nomad_api(node: Node) -> str:
+    """Nomad's API on NODE, as the machines' scripts write it."""
+    return f"$NOMAD_SCHEME://{node.address}:4646"
+
+
 def _nomad_agent(spec: ClusterSpec, node: Node, servers: list[Node]) -> install.Agent:
-    url = f"http://{node.address}:4646"
+    url = nomad_api(node)
     if node.role is Role.SERVER:
         ready = LEADER.format(url=url)
     else:
@@ -87,15 +96,15 @@ def _cadvisor(spec: ClusterSpec, node: Node) -> install.Agent:
 
 
 def _loadbalancer(spec: ClusterSpec, node: Node, servers: list[Node]) -> tuple[install.Agent, install.Agent]:
-    nginx_files, template_files = render.loadbalancer_files(node, servers)
+    nginx_files, template_files = render.loadbalancer_files(spec, node, servers)
     nginx = install.Agent(
         product="nginx", pin=None, files=nginx_files, user="root", data_dir=None, packages=("nginx",),
         check="nginx -t -q", ready=f"curl -sf http://{node.address}/health >/dev/null",
         ready_state="nginx -t; journalctl -u nginx -n 20 --no-pager")
-    consul_template = install.Agent(
+    consul_template = _with_secret_files(spec, install.Agent(
         product="consul-template", pin=spec.install.consul_template, files=template_files, user="root",
         data_dir=None, ready="[ -e /etc/nginx/conf.d/services.conf ]",
-        ready_state="journalctl -u consul-template -n 20 --no-pager")
+        ready_state="journalctl -u consul-template -n 20 --no-pager"), node)
     return nginx, consul_template
 
 
@@ -118,7 +127,7 @@ def _restarts(node: Node, servers: list[Node]) -> list[install.Restart]:
     """How the roll step of NODE restarts its Consul and Nomad agents, and what healthy means:
     on a server, the servers' autopilot reports every server healthy; elsewhere, the agent
     works and every Consul check of the machine passes again."""
-    nomad_url = f"http://{node.address}:4646"
+    nomad_url = nomad_api(node)
     consul_leader = LEADER.format(url=CONSUL_URL)
     if node.role is Role.SERVER:
         count = len(servers)
@@ -126,11 +135,11 @@ def _restarts(node: Node, servers: list[Node]) -> list[install.Restart]:
             install.Restart(
                 "consul", f"{consul_leader} && servers_healthy {CONSUL_URL} {count}",
                 "consul operator raft list-peers; journalctl -u consul -n 20 --no-pager",
-                leads=f"[ \"$(curl -sf {CONSUL_URL}/v1/status/leader)\" = '\"{node.address}:8300\"' ]"),
+                leads=f"[ \"$(api {CONSUL_URL}/v1/status/leader)\" = '\"{node.address}:8300\"' ]"),
             install.Restart(
                 "nomad", f"{LEADER.format(url=nomad_url)} && servers_healthy {nomad_url} {count}",
                 f"NOMAD_ADDR={nomad_url} nomad server members; journalctl -u nomad -n 20 --no-pager",
-                leads=f"[ \"$(curl -sf {nomad_url}/v1/status/leader)\" = '\"{node.address}:4647\"' ]"),
+                leads=f"[ \"$(api {nomad_url}/v1/status/leader)\" = '\"{node.address}:4647\"' ]"),
         ]
     restarts = [install.Restart("consul", f"{consul_leader} && checks_passing $checks",
                                 "consul members; local_checks; journalctl -u consul -n 20 --no-pager")]
@@ -157,16 +166,17 @@ def _leave(agent: install.Agent, node: Node, servers: list[Node]) -> list[str]:
         # A server leaves a cluster that lives on. When the whole cluster goes (every client
         # has left already), the servers just stop: leaving together, they would wait on each
         # other for quorum for half a minute, for nothing.
-        return [f"if {_alive('client', 1)}; then", *leave, "else",
+        return [install.USE_API, f"if {_alive('client', 1)}; then", *leave, "else",
                 'echo "consul: no client left; this server stops without a leave"', "fi"]
     if agent.product == "consul":
-        return leave
+        return [install.USE_API, *leave]
     if agent.product == "nomad" and node.role is Role.CLIENT:
-        url = f"http://{node.address}:4646"
+        url = nomad_api(node)
         # Nomad's API has a purge, its CLI has none; any server will do.
-        purge = " || ".join(f'curl -sf -X PUT "http://{s.address}:4646/v1/node/$id/purge" >/dev/null'
+        purge = " || ".join(f'api -X PUT "{nomad_api(s)}/v1/node/$id/purge" >/dev/null'
                             for s in servers)
         return [
+            install.USE_API,
             "if systemctl is-active --quiet nomad; then",
             f"  id=$(NOMAD_ADDR={url} nomad node status -self -t '{{{{.ID}}}}' 2>/dev/null || true)",
             f"  if NOMAD_ADDR={url} timeout 300 nomad node drain -self -enable -yes "
@@ -237,19 +247,29 @@ def _alive(role: str, count: int) -> str:
     return f'[ "$(consul members -status=alive 2>/dev/null | awk \'$4=="{role}"\' | wc -l)" -ge {count} ]'
 
 
+@dataclass
+class Agents:
+    """The steps agents() made, and (with ACLs) the job resources' Nomad token."""
+
+    steps: list[pulumi.CustomResource]
+    nomad_jobs_token: pulumi.Output[str] | None = None
+
+
 def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pulumi.Resource],
            uploads: Mapping[str, str],
-           secrets: Mapping[str, pulumi.Output[str]] | None = None) -> list[pulumi.CustomResource]:
-    """Every agent install, gate and roll step, in dependency order. Returns them all.
-    SECRETS: the outputs of cluster/secrets.py's ClusterSecrets (none with security off)."""
+           secrets: Mapping[str, Mapping[str, pulumi.Output[str]]] | None = None) -> Agents:
+    """Every agent install, gate, ACL and roll step, in dependency order. SECRETS: per
+    machine, the secret values its files take (program.make_secrets; none with security off)."""
     servers = [m for m in machines if m.node.role is Role.SERVER]
     others = [m for m in machines if m.node.role is not Role.SERVER]
     server_nodes = [m.node for m in servers]
     root = servers[0]
     steps: list[pulumi.CustomResource] = []
 
+    values = {name: dict(v) for name, v in (secrets or {}).items()}
+
     def step(m: Machine, agent: install.Agent, after: Sequence[pulumi.Resource]) -> remote.Command:
-        return _agent_step(m, spec, agent, uploads, after, server_nodes, secrets or {})
+        return _agent_step(m, spec, agent, uploads, after, server_nodes, values.get(m.node.name, {}))
 
     consul_servers = [step(m, _consul_agent(spec, m.node, server_nodes), [identity[m.node.name]])
                       for m in servers]
@@ -258,15 +278,36 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
         "the Consul servers", f"{consul_leader} && {_alive('server', len(servers))}",
         "consul members; consul operator raft list-peers"), consul_servers,
         [s.triggers for s in consul_servers])
-    nomad_servers = [step(m, _nomad_agent(spec, m.node, server_nodes), [consul_gate]) for m in servers]
-    nomad_url = f"http://{root.node.address}:4646"
+    steps += [*consul_servers, consul_gate]
+    consul_ready: list[pulumi.Resource] = [consul_gate]
+    if spec.security.acl:
+        consul_acl = acl.consul_step(spec, root, [m.node for m in machines], values, [consul_gate])
+        consul_ready = [consul_acl]
+        steps.append(consul_acl)
+    nomad_servers = [step(m, _nomad_agent(spec, m.node, server_nodes), consul_ready) for m in servers]
+    nomad_url = nomad_api(root.node)
+    # Raft's peers, not `nomad server members`: the status endpoints need no ACL token, and
+    # Nomad's ACLs are bootstrapped after this gate.
     nomad_gate = _gate("nomad-servers-ready", root, install.gate_script(
         "the Nomad servers",
-        f"{LEADER.format(url=nomad_url)} && [ \"$(NOMAD_ADDR={nomad_url} nomad server members 2>/dev/null "
-        f"| awk 'NR>1 && $4==\"alive\"' | wc -l)\" -ge {len(servers)} ]",
-        f"NOMAD_ADDR={nomad_url} nomad server members"), nomad_servers,
+        f"{LEADER.format(url=nomad_url)} && [ \"$(api {nomad_url}/v1/status/peers | grep -o :4647 "
+        f"| wc -l)\" -ge {len(servers)} ]",
+        f"api {nomad_url}/v1/status/peers"), nomad_servers,
         [s.triggers for s in nomad_servers])
-    steps += [*consul_servers, consul_gate, *nomad_servers, nomad_gate]
+    steps += [*nomad_servers, nomad_gate]
+    nomad_ready: list[pulumi.Resource] = [nomad_gate]
+    jobs_token = None
+    if spec.security.acl:
+        nomad_acl = acl.nomad_step(root, [nomad_gate])
+        nomad_ready = [nomad_acl]
+        steps.append(nomad_acl)
+        tokens = nomad_acl.stdout.apply(acl.parse_nomad_tokens)
+        # Secret: the step's stdout is.
+        jobs_token = tokens.apply(lambda t: t["jobs"])
+        machine_token: pulumi.Output[str] = tokens.apply(lambda t: t["machine"])
+        for m in machines:
+            if m.node.role is Role.CLIENT:
+                values[m.node.name]["nomad_machine_token"] = machine_token
 
     # The servers' turns: a pass that skips the leader, then (with several servers) the
     # leader's pass.
@@ -280,11 +321,11 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
 
     client_steps: list[remote.Command] = []
     for m in others:
-        consul = step(m, _consul_agent(spec, m.node, server_nodes), [identity[m.node.name], consul_gate])
+        consul = step(m, _consul_agent(spec, m.node, server_nodes), [identity[m.node.name], *consul_ready])
         staged = [consul]
         client_steps.append(consul)
         if m.node.role is Role.CLIENT:
-            nomad = step(m, _nomad_agent(spec, m.node, server_nodes), [consul, nomad_gate])
+            nomad = step(m, _nomad_agent(spec, m.node, server_nodes), [consul, *nomad_ready])
             staged.append(nomad)
             client_steps += [nomad, step(m, _cadvisor(spec, m.node), [identity[m.node.name]])]
         # Then the load balancer's and the clients' turns, after the servers'.
@@ -308,4 +349,4 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
             nginx, consul_template = _loadbalancer(spec, m.node, server_nodes)
             nginx_step = step(m, nginx, [cluster_gate])
             steps += [nginx_step, step(m, consul_template, [nginx_step])]
-    return steps
+    return Agents(steps, jobs_token)

@@ -57,6 +57,8 @@ class Project:
     timings_file: Path = TIMINGS
     # Where the stack's machines are reachable: the lab network.
     runner: tuple[str, ...] = ("python3", "-m", "lab", "exec", "--")
+    # Everything every pulumi command printed (for the tests that look for leaked secrets).
+    transcript: list[str] = field(default_factory=list)
 
     def exec(self, *args: str, env: dict[str, str] | None = None, check: bool = True,
              timeout: float = 1200) -> subprocess.CompletedProcess[str]:
@@ -66,8 +68,14 @@ class Project:
 
     def pulumi(self, *args: str, check: bool = True,
                timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-        return self.exec("pulumi", *args, "--stack", self.stack, "--non-interactive", check=check,
-                         timeout=timeout)
+        try:
+            proc = self.exec("pulumi", *args, "--stack", self.stack, "--non-interactive", check=check,
+                             timeout=timeout)
+        except AssertionError as err:
+            self.transcript.append(str(err))
+            raise
+        self.transcript += [proc.stdout, proc.stderr]
+        return proc
 
     def timed(self, label: str, *args: str) -> subprocess.CompletedProcess[str]:
         start = time.monotonic()
@@ -131,6 +139,17 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
         proj.lab("down", machine)
     proj.pulumi("stack", "init")
     return proj
+
+
+# On a machine, the project's own client settings for the APIs: CONSUL_HTTP_ADDR, NOMAD_SCHEME
+# (http, or https with the cluster's CA) and `api`, curl with the CA. The tests use them as the
+# install steps do, so they run the same with security on or off.
+USE_API = ". /etc/consul.d/api.env; "
+
+
+def on_machine(proj: Project, machine: str, command: str, check: bool = True) -> str:
+    """COMMAND's stdout on a machine of the stack (by node name), with the API settings."""
+    return proj.lab("ssh", f"{proj.stack}-{machine}", USE_API + command, check=check).stdout
 
 
 def lab_machines(proj: Project) -> list[str]:

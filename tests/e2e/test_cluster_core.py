@@ -6,14 +6,13 @@ import json
 import re
 from typing import Any
 
-from .conftest import STACK, Project
+from .conftest import STACK, Project, on_machine
 
-SERVER = f"{STACK}-root-server"
-NOMAD = "NOMAD_ADDR=http://10.210.9.10:4646"
+NOMAD = "NOMAD_ADDR=$NOMAD_SCHEME://10.210.9.10:4646"
 
 
 def on_server(project: Project, command: str) -> str:
-    return project.lab("ssh", SERVER, command).stdout
+    return on_machine(project, "root-server", command)
 
 
 def test_consul_has_every_member_alive(project: Project, cluster: dict[str, Any]) -> None:
@@ -22,7 +21,7 @@ def test_consul_has_every_member_alive(project: Project, cluster: dict[str, Any]
     assert sorted((r[0], r[2], r[3]) for r in rows) == sorted([
         ("root", "alive", "server"), ("frontend", "alive", "client"), ("client1", "alive", "client"),
         ("client2", "alive", "client"), ("client3", "alive", "client")]), members
-    assert on_server(project, "curl -s http://127.0.0.1:8500/v1/status/leader").strip('"\n') == \
+    assert on_server(project, "api $CONSUL_HTTP_ADDR/v1/status/leader").strip('"\n') == \
         "10.210.9.10:8300"
 
 
@@ -35,7 +34,7 @@ def test_nomad_has_a_leader_and_three_ready_clients(project: Project, cluster: d
 
 
 def test_nomad_and_consul_are_integrated(project: Project, cluster: dict[str, Any]) -> None:
-    services = json.loads(on_server(project, "curl -s http://127.0.0.1:8500/v1/catalog/services"))
+    services = json.loads(on_server(project, "api $CONSUL_HTTP_ADDR/v1/catalog/services"))
     assert "nomad" in services and "nomad-client" in services, services
 
 
@@ -49,7 +48,8 @@ def test_one_client_setting_touches_only_that_client(project: Project, cluster: 
     preview = project.pulumi("preview", "--diff", "--json").stdout
     steps = json.loads(preview)["steps"]
     changed = {s["urn"].rsplit("::", 1)[1]: s["op"] for s in steps if s["op"] != "same"}
-    assert changed == {"client2-nomad": "update"}, changed
+    # Its Nomad step stages the change, its roll step restarts Nomad.
+    assert changed == {"client2-nomad": "update", "client2-roll": "update"}, changed
     project.timed("one-client change: pulumi up", "up", "--yes", "--skip-preview")
     nodes = json.loads(on_server(project, f"{NOMAD} nomad node status -json"))
     assert sorted((n["Name"], n["Status"]) for n in nodes) == [

@@ -16,13 +16,14 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lab.worktree import lab_stack_config
 
-from .conftest import ROOT, TIMINGS, Project, lab_machines, project_copy
+from .conftest import ROOT, TIMINGS, Project, lab_machines, on_machine, project_copy
 from .load import load
 
 STACK = "ha"
@@ -50,19 +51,22 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         proj.pulumi("destroy", "--yes", check=False)
 
 
-def ssh(ha: Project, machine: str, command: str) -> str:
-    return ha.lab("ssh", f"{STACK}-{machine}", command).stdout
+CONSUL = "$CONSUL_HTTP_ADDR"  # on a machine: its Consul agent's API (see conftest.USE_API)
+
+
+def nomad(address: str = ROOT_SERVER) -> str:
+    return f"$NOMAD_SCHEME://{address}:4646"
 
 
 def api(ha: Project, url: str, via: str = "client1") -> Any:
     """A JSON GET from a machine of the cluster (None when it does not answer)."""
-    out = ha.lab("ssh", f"{STACK}-{via}", f"curl -sf -m 3 {url}", check=False).stdout
+    out = on_machine(ha, via, f"api -m 3 {url}", check=False)
     return json.loads(out) if out.strip() else None
 
 
 def leader(ha: Project, product: str) -> str | None:
     """The address of the product's leader as a client sees it, or None."""
-    url = "http://127.0.0.1:8500" if product == "consul" else "http://10.210.7.31:4646"
+    url = CONSUL if product == "consul" else nomad("10.210.7.31")
     answer = api(ha, f"{url}/v1/status/leader")
     return answer.rsplit(":", 1)[0] if answer else None
 
@@ -78,20 +82,20 @@ def wait(what: str, check: Callable[[], bool], timeout: float = 60) -> float:
 
 
 def servers_healthy(ha: Project) -> bool:
-    consul = api(ha, "http://127.0.0.1:8500/v1/operator/autopilot/health")
-    nomad = api(ha, f"http://{ROOT_SERVER}:4646/v1/operator/autopilot/health")
+    reports = [api(ha, f"{CONSUL}/v1/operator/autopilot/health"),
+               api(ha, f"{nomad()}/v1/operator/autopilot/health")]
     return all(report and report["Healthy"] and len(report["Servers"]) == 3
                and all(s["SerfStatus"] == "alive" for s in report["Servers"])
-               for report in (consul, nomad))
+               for report in reports)
 
 
 def fib_allocations(ha: Project) -> list[dict[str, Any]]:
-    allocs = api(ha, f"http://{ROOT_SERVER}:4646/v1/job/fib/allocations") or []
+    allocs = api(ha, f"{nomad()}/v1/job/fib/allocations") or []
     return [a for a in allocs if a["ClientStatus"] == "running"]
 
 
 def test_three_servers_with_one_leader(ha: Project) -> None:
-    for product, url in [("consul", "http://127.0.0.1:8500"), ("nomad", f"http://{ROOT_SERVER}:4646")]:
+    for product, url in [("consul", CONSUL), ("nomad", nomad())]:
         peers = api(ha, f"{url}/v1/operator/raft/configuration")["Servers"]
         assert sorted(p["Address"].rsplit(":", 1)[0] for p in peers) == sorted(SERVERS), product
         assert all(p["Voter"] for p in peers), peers
@@ -123,7 +127,7 @@ def test_scaling_clients_3_4_2_fails_no_request(ha: Project) -> None:
     with load(ha, LB) as result:
         ha.pulumi("config", "set", "clients", "4")
         ha.timed("up: clients 3 -> 4", "up", "--yes", "--skip-preview")
-        nodes = api(ha, f"http://{ROOT_SERVER}:4646/v1/nodes")
+        nodes = api(ha, f"{nomad()}/v1/nodes")
         assert sorted(n["Name"] for n in nodes if n["Status"] == "ready") == [
             "client1", "client2", "client3", "client4"]
         ha.pulumi("config", "set", "clients", "2")
@@ -131,11 +135,11 @@ def test_scaling_clients_3_4_2_fails_no_request(ha: Project) -> None:
         time.sleep(2)
     print(f"scaling 3 -> 4 -> 2: {result}")
     # The removed clients were drained (fib moved), purged from Nomad and left Consul.
-    nodes = api(ha, f"http://{ROOT_SERVER}:4646/v1/nodes")
+    nodes = api(ha, f"{nomad()}/v1/nodes")
     assert sorted(n["Name"] for n in nodes) == ["client1", "client2"]
     allocs = fib_allocations(ha)
     assert len(allocs) == 3 and {a["NodeName"] for a in allocs} <= {"client1", "client2"}
-    members = {m["Name"]: m["Status"] for m in api(ha, "http://127.0.0.1:8500/v1/agent/members")}
+    members = {m["Name"]: m["Status"] for m in api(ha, f"{CONSUL}/v1/agent/members")}
     assert members["client3"] == members["client4"] == 3, members  # 3: left
     assert result.ok > 50
     assert result.failed == 0, result
@@ -193,15 +197,99 @@ def test_rolling_upgrade_one_machine_at_a_time(ha: Project) -> None:
     for product, was_leading in leaders.items():
         assert [m for m, p, _, _ in log if p == product and m in SERVERS.values()][-1] == was_leading
     # The new versions run everywhere.
-    members = api(ha, "http://127.0.0.1:8500/v1/agent/members")
+    members = api(ha, f"{CONSUL}/v1/agent/members")
     assert {m["Tags"]["build"].split(":")[0] for m in members if m["Status"] == 1} == {OTHER_CONSUL}
-    nodes = api(ha, f"http://{ROOT_SERVER}:4646/v1/nodes")
+    nodes = api(ha, f"{nomad()}/v1/nodes")
     assert {n["Version"] for n in nodes} == {OTHER_NOMAD}
-    servers = api(ha, f"http://{ROOT_SERVER}:4646/v1/agent/members")["Members"]
+    servers = api(ha, f"{nomad()}/v1/agent/members")["Members"]
     assert {s["Tags"]["build"] for s in servers} == {OTHER_NOMAD}
     assert result.ok > 50
     assert result.failed == 0, result
     ha.pulumi("preview", "--expect-no-changes")
+
+
+def lab_curl(ha: Project, *args: str) -> tuple[int, str]:
+    """curl from the lab network (outside the cluster's machines): (exit code, HTTP status)."""
+    proc = ha.lab("exec", "--", "curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", *args,
+                  check=False)
+    return proc.returncode, proc.stdout.strip()
+
+
+def test_the_apis_refuse_anonymous_calls_and_clients_without_the_ca(ha: Project, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text(json.loads(ha.pulumi("stack", "output", "--json").stdout)["caCertificate"])
+    consul, nomad_url = f"https://{ROOT_SERVER}:8501", f"https://{ROOT_SERVER}:4646"
+    # With the CA but no token: refused.
+    assert lab_curl(ha, "--cacert", str(ca), f"{consul}/v1/agent/self") == (0, "403")
+    assert lab_curl(ha, "--cacert", str(ca), f"{nomad_url}/v1/jobs") == (0, "403")
+    assert lab_curl(ha, "--cacert", str(ca), f"{nomad_url}/v1/nodes") == (0, "403")
+    # Without the CA: no TLS session at all (curl: 60, the certificate cannot be checked).
+    assert lab_curl(ha, f"{consul}/v1/status/leader")[0] == 60
+    assert lab_curl(ha, f"{nomad_url}/v1/status/leader")[0] == 60
+    # Plain HTTP: Consul's port is closed, Nomad speaks only TLS.
+    assert lab_curl(ha, f"http://{ROOT_SERVER}:8500/v1/status/leader")[0] == 7
+    assert lab_curl(ha, f"http://{ROOT_SERVER}:4646/v1/status/leader")[1] != "200"
+    # A machine's own token is narrow: no jobs.
+    jobs = on_machine(ha, "client1", f"api -o /dev/null -w '%{{http_code}}' {nomad()}/v1/jobs", check=False)
+    assert jobs == "403", jobs
+
+
+def test_a_node_without_the_gossip_key_cannot_join(ha: Project) -> None:
+    """A second Consul agent on client2, without the gossip key (and without a certificate),
+    tries to join the servers: the cluster never lists it."""
+    intruder = ("consul agent -node intruder -data-dir /tmp/intruder -bind 10.210.7.32 "
+                "-serf-lan-port 18301 -serf-wan-port 18302 -server-port 18300 -http-port 18500 "
+                "-dns-port -1 -grpc-port -1 -retry-join 10.210.7.10 -log-file /tmp/intruder.log")
+    ssh = f"{STACK}-client2"
+    ha.lab("ssh", ssh, f"rm -rf /tmp/intruder; (setsid {intruder} >/dev/null 2>&1 &)")
+    try:
+        time.sleep(8)
+        members = {m["Name"] for m in api(ha, f"{CONSUL}/v1/agent/members")}
+        assert "intruder" not in members and "client2" in members
+        log = ha.lab("ssh", ssh, "cat /tmp/intruder.log").stdout
+        assert "intruder" in log
+        alone = ha.lab("ssh", ssh, "consul members -http-addr=127.0.0.1:18500", check=False).stdout
+        assert "root" not in alone, alone
+    finally:
+        ha.lab("ssh", ssh, "pkill -f 'consul agent -node intruder'; rm -rf /tmp/intruder", check=False)
+
+
+def secret_values(ha: Project) -> set[str]:
+    """Every secret of the stack, from the state with --show-secrets: the gossip keys, the
+    tokens, the private keys (their base64 lines), the Nomad tokens the nomad-acl step made."""
+    state = json.loads(ha.pulumi("stack", "export", "--show-secrets").stdout)
+
+    def plain(value: Any) -> Any:
+        return json.loads(value["plaintext"]) if isinstance(value, dict) and "plaintext" in value else value
+
+    found: set[str] = set()
+    for resource in state["deployment"]["resources"]:
+        outputs = {k: plain(v) for k, v in resource.get("outputs", {}).items()}
+        for key, value in outputs.items():
+            secret = key.endswith(("_token", "_gossip_key")) or key in ("key_pem", "ca_key_pem")
+            if isinstance(value, str) and secret:
+                found |= ({line for line in value.splitlines() if line and "-----" not in line}
+                          if "PRIVATE KEY" in value else {value})
+        if resource["urn"].endswith("::nomad-acl"):
+            found |= {line.split(" ", 1)[1] for line in outputs["stdout"].splitlines()}
+    return found
+
+
+def test_no_secret_in_output_state_logs_or_process_lists(ha: Project) -> None:
+    secrets = secret_values(ha)
+    assert len(secrets) >= 12, "the gossip keys, the tokens and the private keys"
+    texts = {"every pulumi command's output": "\n".join(ha.transcript),
+             "stack outputs": ha.pulumi("stack", "output", "--json").stdout,
+             "preview --diff": ha.pulumi("preview", "--diff").stdout}
+    backend = Path(ha.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    texts |= {str(f): f.read_text(errors="replace") for f in backend.rglob("*") if f.is_file()}
+    for machine in lab_machines(ha):
+        texts[f"processes on {machine}"] = ha.lab("ssh", machine, "ps -eo args").stdout
+        texts[f"journal of {machine}"] = ha.lab("ssh", machine, "journalctl --no-pager -q").stdout
+    leaks = {name: sorted(s[:8] for s in secrets if s in text) for name, text in texts.items()}
+    assert {name: hits for name, hits in leaks.items() if hits} == {}
+    # The secrets are in the state, encrypted (Pulumi's secret marker with a ciphertext).
+    assert '"ciphertext"' in ha.pulumi("stack", "export").stdout
 
 
 def test_destroy_is_graceful(ha: Project) -> None:

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .conftest import STACK, Project
+from .conftest import STACK, Project, on_machine
 from .load import load
 
 LB = "10.210.9.20"
 CLIENTS = {"client1": "10.210.9.31", "client2": "10.210.9.32", "client3": "10.210.9.33"}
-NOMAD = "NOMAD_ADDR=http://10.210.9.10:4646"
+NOMAD = "NOMAD_ADDR=$NOMAD_SCHEME://10.210.9.10:4646"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
@@ -33,7 +33,7 @@ def get(project: Project, url: str, timeout: int = 5) -> tuple[int, str]:
 
 
 def on_server(project: Project, command: str) -> str:
-    return project.lab("ssh", f"{STACK}-root-server", command).stdout
+    return on_machine(project, "root-server", command)
 
 
 def test_fib_through_the_load_balancer(project: Project, cluster: dict[str, Any]) -> None:
@@ -82,7 +82,7 @@ def test_a_stopped_allocation_is_routed_around_and_replaced(project: Project,
     allocs = json.loads(on_server(project, f"{NOMAD} nomad job allocs -json fib"))
     victim = next(a for a in allocs if a["ClientStatus"] == "running")
     with load(project, LB) as result:
-        project.lab("ssh", f"{STACK}-root-server", f"{NOMAD} nomad alloc stop -detach {victim['ID']}")
+        on_server(project, f"{NOMAD} nomad alloc stop -detach {victim['ID']}")
         replaced, deadline = False, time.monotonic() + 30
         while time.monotonic() < deadline and not replaced:
             allocs = json.loads(on_server(project, f"{NOMAD} nomad job allocs -json fib"))
@@ -100,7 +100,7 @@ def test_a_second_tagged_service_is_routed_without_template_changes(project: Pro
                                                                     cluster: dict[str, Any]) -> None:
     job = (FIXTURES / "echo.nomad.hcl").read_text()
     run_job = f"cat > /tmp/echo.nomad.hcl <<'EOF'\n{job}\nEOF\n{NOMAD} nomad job run /tmp/echo.nomad.hcl"
-    project.lab("ssh", f"{STACK}-root-server", run_job)
+    on_server(project, run_job)
     deadline = time.monotonic() + 60
     status, body = 0, ""
     while time.monotonic() < deadline:

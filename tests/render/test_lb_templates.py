@@ -57,12 +57,13 @@ def render(template: str, **context: Any) -> str:
     return ENV.get_template(template).render(**context)
 
 
-def nginx_conf(node: SampleNode, upstreams: list[str]) -> str:
-    return render("lb/nginx.conf.j2", node=node, consul_ui_upstreams=upstreams)
+def nginx_conf(node: SampleNode, upstreams: list[str], tls: bool = False) -> str:
+    return render("lb/nginx.conf.j2", node=node, consul_ui_upstreams=upstreams, tls=tls,
+                  datacenter="dc1")
 
 
-def consul_template_hcl(node: SampleNode = LB_NODE) -> str:
-    return render("lb/consul-template.hcl.j2", node=node, consul_ui_upstreams=CONSUL_SERVERS)
+def consul_template_hcl(node: SampleNode = LB_NODE, tls: bool = False) -> str:
+    return render("lb/consul-template.hcl.j2", node=node, consul_ui_upstreams=CONSUL_SERVERS, tls=tls)
 
 
 def reload_command(hcl: str) -> list[str]:
@@ -100,6 +101,16 @@ def test_nginx_conf_serves_index_health_routes_and_the_consul_ui() -> None:
     # Debian's unit passes `-g 'daemon on; master_process on;'` and reads /run/nginx.pid
     assert "pid /run/nginx.pid;" in conf
     assert "daemon" not in conf and "master_process" not in conf
+
+
+def test_with_tls_the_consul_ui_is_proxied_to_https_checked_against_the_ca() -> None:
+    conf = nginx_conf(LB_NODE, ["10.210.1.10:8501"], tls=True)
+    assert "proxy_pass https://hashicluster_consul_ui;" in conf
+    assert "proxy_ssl_verify on;" in conf and "proxy_ssl_name server.dc1.consul;" in conf
+    assert "proxy_ssl_trusted_certificate /etc/consul.d/tls/ca.pem;" in conf
+    hcl = consul_template_hcl(tls=True)
+    assert 'address = "127.0.0.1:8501"' in hcl and 'ca_cert = "/etc/consul.d/tls/ca.pem"' in hcl
+    assert "verify  = true" in hcl
 
 
 def test_nginx_conf_without_consul_servers_has_no_empty_upstream() -> None:

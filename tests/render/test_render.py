@@ -23,17 +23,21 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 PINS = {product: cfg.BinaryPin(product, "1.0.0", "c" * 64) for product in cfg.PRODUCT_KEYS}
 
 
-def spec(servers: int, settings: str | None = None) -> cfg.ClusterSpec:
+def spec(servers: int, settings: str | None = None, security: str | None = None) -> cfg.ClusterSpec:
     raw = {"servers": str(servers), "clients": "3", "install": '{"source": "upload"}',
            "machines": '{"provider": "nspawn", "network": "10.210.1.0/24"}'}
     if settings:
         raw["clientSettings"] = settings
+    if security:
+        raw["security"] = security
     return cfg.load(raw, "render", lambda source: PINS)
 
 
 LAYOUTS = {
     "single": spec(1, '{"client2": {"nodeClass": "batch", "meta": {"rack": "r2"}}}'),
     "ha": spec(3),
+    # The plain demo: no gossip key, no TLS.
+    "plain": spec(1, security='{"gossip": false, "tls": false}'),
 }
 CASES = [(layout, node) for layout, s in LAYOUTS.items() for node in nodes(s)]
 
@@ -46,7 +50,7 @@ def files_for(s: cfg.ClusterSpec, node: Node) -> list[render.File]:
     if node.role is Role.CLIENT:
         files += render.cadvisor_files(node)
     if node.role is Role.LB:
-        nginx, consul_template = render.loadbalancer_files(node, servers)
+        nginx, consul_template = render.loadbalancer_files(s, node, servers)
         files += nginx + consul_template
     return files
 

@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
-from cluster.secrets import CLUSTER_OUTPUTS
+from cluster.secrets import CLUSTER_OUTPUTS, NODE_OUTPUTS
 
 PROJECT = "hashicluster"
 
@@ -27,6 +27,7 @@ class Registration:
     parent_urn: str
     dependencies: list[str]
     urn: str
+    additional_secret_outputs: list[str] = field(default_factory=list)
 
 
 class LabMocks(pulumi.runtime.Mocks):
@@ -54,8 +55,14 @@ class LabMocks(pulumi.runtime.Mocks):
                 "host_key_public": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockHostKey",
             })
         if args.typ == "pulumi-python:dynamic:Resource" and args.name == "cluster-secrets":
-            # ClusterSecrets: stand-ins a test can look for.
+            # ClusterSecrets and NodeCredentials: stand-ins a test can look for.
             outputs.update({k: f"MOCK-SECRET-{k}" for k in CLUSTER_OUTPUTS})
+        if args.typ == "command:remote:Command" and args.name == "nomad-acl":
+            # What the step prints: Nomad's tokens (made by Nomad) for the machines and the jobs.
+            outputs["stdout"] = ("machine 11111111-2222-4333-8444-555555555555\n"
+                                 "jobs 66666666-7777-4888-8999-aaaaaaaaaaaa\n")
+        if args.typ == "pulumi-python:dynamic:Resource" and args.name.endswith("-credentials"):
+            outputs.update({k: f"MOCK-SECRET-{k}-of-{args.name}" for k in NODE_OUTPUTS})
         self.inputs[args.name] = dict(args.inputs)
         return f"{args.name}-id", outputs
 
@@ -73,7 +80,7 @@ class RecordingMonitor(MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return response
         reg = Registration(request.type, request.name, request.parent, list(request.dependencies),
-                           response.urn)
+                           response.urn, list(request.additionalSecretOutputs))
         self.registrations[request.name] = reg
         return response
 

@@ -402,7 +402,7 @@ class FakeApi(jobs.NomadApi):
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     api = FakeApi({"v1": {"ID": "fib", "Count": 3}, "v1 reformatted": {"ID": "fib", "Count": 3},
                    "v2": {"ID": "fib", "Count": 2}, "renamed": {"ID": "fib2", "Count": 3}})
-    monkeypatch.setattr(jobs, "connect", lambda address: api)
+    monkeypatch.setattr(jobs, "connect", lambda address, ca_pem=None, token=None: api)
     return api
 
 

@@ -45,9 +45,12 @@ def test_lab_stack_graph(key_file: Path) -> None:
     agents |= {f"{n}-nomad-upload" for n in NODES if n != "frontend-lb"}
     agents |= {f"client{i}-cadvisor" for i in (1, 2, 3)} | {f"client{i}-cadvisor-upload" for i in (1, 2, 3)}
     agents |= {"frontend-lb-nginx", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}
-    gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready"}
+    gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready", "consul-acl", "nomad-acl"}
     rolls = {f"{n}-roll" for n in NODES}  # one server: no leader pass
-    assert graph.names() == expected | agents | gates | rolls | {"job-fib", "cluster-secrets"}
+    secrets = {"cluster-secrets"} | {f"{n}-credentials" for n in NODES}
+    assert graph.names() == expected | agents | gates | rolls | secrets | {"job-fib"}
+    # A machine's key and certificate belong to it (the review summary lists them there).
+    assert graph.parent_name("client1-credentials") == "client1"
     # Jobs come after every step, the load balancer's included.
     assert graph.depends_on("job-fib", "frontend-lb-consul-template")
     assert graph.depends_on("job-fib", "cluster-ready")
@@ -71,8 +74,9 @@ def test_outputs_list_every_machine(key_file: Path) -> None:
     assert outputs["machines"]["frontend-lb"] == {
         "hostname": "frontend.lb.demo", "address": "10.210.1.20", "role": "lb",
         "ssh": "python3 -m lab ssh unit-frontend-lb"}
-    assert outputs["consulUi"] == "http://10.210.1.10:8500/ui/"
-    assert outputs["nomadUi"] == "http://10.210.1.10:4646/ui/"
+    assert outputs["consulUi"] == "https://10.210.1.10:8501/ui/"
+    assert outputs["nomadUi"] == "https://10.210.1.10:4646/ui/"
+    assert "caCertificate" in outputs
     assert outputs["hostsLines"][0] == "10.210.1.10 root.server.demo"
     assert len(outputs["hostsLines"]) == 5
 
@@ -109,14 +113,16 @@ def test_install_order_servers_then_gates_then_clients(key_file: Path) -> None:
     assert graph.depends_on("root-server-consul", "root-server-identity")
     assert graph.depends_on("root-server-consul", "root-server-consul-upload")
     assert graph.depends_on("consul-servers-ready", "root-server-consul")
-    assert graph.depends_on("root-server-nomad", "consul-servers-ready")
+    assert graph.depends_on("consul-acl", "consul-servers-ready")
+    assert graph.depends_on("root-server-nomad", "consul-acl")
+    assert graph.depends_on("nomad-acl", "nomad-servers-ready")
     assert graph.depends_on("nomad-servers-ready", "root-server-nomad")
     for client in ("client1", "client2", "client3", "frontend-lb"):
-        # No client step before the servers' gate.
-        assert graph.depends_on(f"{client}-consul", "consul-servers-ready")
+        # No client step before the servers' gate and Consul's ACLs.
+        assert graph.depends_on(f"{client}-consul", "consul-acl")
         assert not graph.depends_on(f"{client}-consul", "nomad-servers-ready")
     for client in ("client1", "client2", "client3"):
-        assert graph.depends_on(f"{client}-nomad", "nomad-servers-ready")
+        assert graph.depends_on(f"{client}-nomad", "nomad-acl")
         assert graph.depends_on(f"{client}-nomad", f"{client}-consul")
         assert graph.depends_on("cluster-ready", f"{client}-nomad")
     assert graph.parent_name("cluster-ready") == "root-server"
@@ -136,7 +142,8 @@ def test_steps_carry_the_hash_of_what_they_install(key_file: Path) -> None:
     assert "bootstrap_expect = 1" in server and 'retry_join     = ["10.210.1.10"]' in server
     assert graph.inputs("root-server-consul-upload")["remotePath"] == \
         "/var/lib/hashicluster/staging/consul-1.14.11"
-    assert len(step["triggers"]) == 1 and len(step["triggers"][0]) == 64
+    # The hash of what it installs, and the hash of its secret files (TLS key and certificates).
+    assert len(step["triggers"]) == 2 and all(len(t) == 64 for t in step["triggers"])
 
 
 def test_one_client_setting_changes_only_that_clients_steps(key_file: Path) -> None:
@@ -214,7 +221,12 @@ def test_gossip_keys_reach_the_agents_on_stdin_only(key_file: Path) -> None:
     graph = lab(key_file)
     server = graph.inputs("root-server-consul")
     bundle = dict(line.split(" ", 1) for line in server["stdin"].splitlines())
-    assert set(bundle) == {"/etc/consul.d/gossip.hcl"}
+    assert set(bundle) == {"/etc/consul.d/gossip.hcl", "/etc/consul.d/tls/ca.pem",
+                           "/etc/consul.d/tls/agent.pem", "/etc/consul.d/tls/agent-key.pem",
+                           "/etc/consul.d/acl.hcl", "/etc/consul.d/api.token", "/etc/consul.d/api.header"}
+    assert bundle["/etc/consul.d/tls/agent-key.pem"].split()[:2] == ["0600", "consul"]
+    key = base64.b64decode(bundle["/etc/consul.d/tls/agent-key.pem"].split()[2]).decode()
+    assert key == "MOCK-SECRET-key_pem-of-root-server-credentials"
     mode, owner, data = bundle["/etc/consul.d/gossip.hcl"].split()
     assert (mode, owner) == ("0640", "consul")
     assert 'encrypt                 = "MOCK-SECRET-consul_gossip_key"' in base64.b64decode(data).decode()
@@ -225,18 +237,22 @@ def test_gossip_keys_reach_the_agents_on_stdin_only(key_file: Path) -> None:
     assert len(server["triggers"]) == 2 and "MOCK-SECRET" not in str(server["triggers"])
     nomad_server = graph.inputs("root-server-nomad")
     assert "/etc/nomad.d/gossip.hcl " in nomad_server["stdin"]
-    # Nomad clients do not gossip: nothing to send them.
-    assert "stdin" not in graph.inputs("client1-nomad") or not graph.inputs("client1-nomad")["stdin"]
+    # Nomad clients do not gossip: their own TLS files only.
+    client = graph.inputs("client1-nomad")["stdin"]
+    assert "/etc/nomad.d/gossip.hcl" not in client and "/etc/nomad.d/tls/agent-key.pem 0600 root " in client
     assert "MOCK-SECRET" not in str(graph.result.outputs())
 
 
 def test_security_off_makes_no_secret_and_removes_the_old_files(key_file: Path) -> None:
-    graph = lab(key_file, dict(LAB_STACK, security='{"gossip": false}'))
+    graph = lab(key_file, dict(LAB_STACK, security='{"gossip": false, "tls": false, "acl": false}'))
     assert "cluster-secrets" not in graph.names()
     server = graph.inputs("root-server-consul")
     assert not server.get("stdin")
     assert "if [ -e /etc/consul.d/gossip.hcl ]; then rm -f /etc/consul.d/gossip.hcl; changed=1; fi" \
         in server["update"]
+    assert "if [ -e /etc/consul.d/tls/agent-key.pem ]; then rm -f" in server["update"]
+    outputs = graph.result.outputs()
+    assert outputs["consulUi"] == "http://10.210.1.10:8500/ui/" and "caCertificate" not in outputs
 
 
 VAGRANT_STACK = {"machines": '{"provider": "vagrant", "driver": "qemu", "box": "hashicluster/bookworm"}',
@@ -273,3 +289,31 @@ def test_vagrant_memory_change_touches_only_that_roles_vms(key_file: Path) -> No
     after = lab(key_file, dict(VAGRANT_STACK, machines=machines))
     assert before.changed(after) == {"frontend-lb-vagrant"}
     assert "v.memory = 768" in after.inputs("frontend-lb-vagrant")["stdin"]
+
+
+def test_acl_steps_hand_each_user_its_own_token(key_file: Path) -> None:
+    graph = lab(key_file)
+    # Consul: the step gets every token's secret on stdin, never in its text.
+    consul = graph.inputs("consul-acl")
+    lines = dict(line.split(" ", 1) for line in consul["stdin"].splitlines())
+    assert set(lines) == {"root", "frontend", "client1", "client2", "client3", "nomad", "consul-template"}
+    assert lines["client1"] == "MOCK-SECRET-consul_agent_token-of-client1-credentials"
+    assert "MOCK-SECRET" not in consul["create"]
+    assert "policy hashicluster-node-client1 " in consul["create"]
+    # Nomad: the step prints the tokens Nomad made; its stdout is a secret nothing logs.
+    nomad = graph.inputs("nomad-acl")
+    assert nomad["logging"] == "stderr"
+    assert "stdout" in graph.get("nomad-acl").additional_secret_outputs
+    client = dict(line.split(" ", 1) for line in graph.inputs("client1-nomad")["stdin"].splitlines())
+    token = base64.b64decode(client["/etc/nomad.d/api.token"].split()[2]).decode().strip()
+    assert token == "11111111-2222-4333-8444-555555555555"  # the machines' token
+    server = dict(line.split(" ", 1) for line in graph.inputs("root-server-nomad")["stdin"].splitlines())
+    token = base64.b64decode(server["/etc/nomad.d/api.token"].split()[2]).decode().strip()
+    assert token == "MOCK-SECRET-nomad_management_token"
+    # The job resources use their own token.
+    assert graph.inputs("job-fib")["token"] == "66666666-7777-4888-8999-aaaaaaaaaaaa"
+    # Only the servers' Consul config holds the management token.
+    def acl_hcl(node: str) -> str:
+        bundle = dict(line.split(" ", 1) for line in graph.inputs(f"{node}-consul")["stdin"].splitlines())
+        return base64.b64decode(bundle["/etc/consul.d/acl.hcl"].split()[2]).decode()
+    assert "initial_management" in acl_hcl("root-server") and "initial_management" not in acl_hcl("client1")

@@ -133,7 +133,10 @@ def api(machine: Path) -> Path:
 
 def prelude_check(api: Path, condition: str) -> bool:
     from cluster.services.agents import ROLL_PRELUDE
-    proc = run(api, "\n".join(["set -eu", *ROLL_PRELUDE, f"if {condition}; then echo yes; else echo no; fi"]))
+    # What /etc/consul.d/api.env defines on a machine (plain HTTP here).
+    env = ['api() { curl -sf "$@"; }', "CONSUL_HTTP_ADDR=http://127.0.0.1:8500"]
+    test = f"if {condition}; then echo yes; else echo no; fi"
+    proc = run(api, "\n".join(["set -eu", *env, *ROLL_PRELUDE, test]))
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip().splitlines()[-1] == "yes"
 

@@ -136,3 +136,15 @@ def test_the_providers_make_values_once() -> None:
     moved = {**inputs, "ip_addresses": ["10.210.1.11", "127.0.0.1"]}
     diff = node.diff("id", creds, moved)
     assert diff.changes and diff.replaces == ["ip_addresses"]
+
+
+def test_nomad_tokens_are_read_from_the_acl_steps_output() -> None:
+    from cluster.services import acl
+    out = "Nomad's ACL system: ready\nmachine 11111111-2222-4333-8444-555555555555\njobs " \
+          "66666666-7777-4888-8999-aaaaaaaaaaaa\n"
+    assert acl.parse_nomad_tokens(out) == {"machine": "11111111-2222-4333-8444-555555555555",
+                                           "jobs": "66666666-7777-4888-8999-aaaaaaaaaaaa"}
+    # A broken answer (here: a usage text) is refused, and never repeated in the error.
+    with pytest.raises(ValueError, match="no valid Nomad token for machine, jobs") as err:
+        acl.parse_nomad_tokens("machine Usage: nomad acl token info\njobs \n")
+    assert "Usage" not in str(err.value)

@@ -44,6 +44,11 @@ STACK_CONFIG = f"""config:
     memory: {{server: 1024, lb: 512, client: 1024}}
   hashicluster:install:
     source: upload
+  # The plain demo: this test is about the machines; the lab tests cover security.
+  hashicluster:security:
+    gossip: false
+    tls: false
+    acl: false
 """
 
 

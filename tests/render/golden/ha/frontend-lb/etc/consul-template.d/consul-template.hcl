@@ -9,7 +9,12 @@
 # exits 0: a failing command would stop consul-template). A stopped nginx stays stopped.
 
 consul {
-  address = "127.0.0.1:8500"
+  address = "127.0.0.1:8501"
+  ssl {
+    enabled = true
+    verify  = true
+    ca_cert = "/etc/consul.d/tls/ca.pem"
+  }
 
   # Keep trying while the local agent restarts (0 = no limit).
   retry {

@@ -17,5 +17,7 @@ advertise {
 # Services and checks are registered in the local Consul agent, and the agents find
 # each other through it.
 consul {
-  address = "127.0.0.1:8500"
+  address = "127.0.0.1:8501"
+  ssl     = true
+  ca_file = "/etc/nomad.d/tls/ca.pem"
 }
