@@ -189,8 +189,9 @@ def address_of(consul: str, service: str, allocation: str) -> str:
 def run(lb: str, nomad: str, consul: str, job: str, count: int, settle: float = 3.0,
         timeout: float = 60.0, baseline: float = 1.0) -> dict[str, Any]:
     """One failover; the JSON-ready result (see the module's docstring)."""
-    for url in (lb, nomad, consul):
-        Target.parse(url)
+    Target.parse(lb)
+    for api in (nomad, consul):  # https with TLS
+        Target.parse(api, schemes=("http", "https"))
     running = wait_until_steady(lb, nomad, job, count, timeout)
     victim = running[0]
     victim_address = address_of(consul, job, victim)
