@@ -74,7 +74,7 @@ def _add_client(project: Project) -> None:
 
 NEW_CLIENT = ["client4", "client4-lab", "client4-identity", "client4-consul", "client4-consul-upload",
               "client4-nomad", "client4-nomad-upload", "client4-cadvisor", "client4-cadvisor-upload",
-              "client4-roll"]
+              "client4-roll", "client4-credentials"]
 
 EDITS: dict[str, tuple[Callable[[Project], None], dict[str, dict[str, list[str]]]]] = {
     # One client's Nomad setting: that client's Nomad step and its turn to restart it.
@@ -88,10 +88,11 @@ EDITS: dict[str, tuple[Callable[[Project], None], dict[str, dict[str, list[str]]
         **{c: {"replaced": [f"{c}-nomad-upload"], "updated": [f"{c}-nomad", f"{c}-roll"]}
            for c in ("client1", "client2", "client3")},
     }),
-    # A fourth client: its machine and steps are new; every machine's /etc/hosts block names it,
-    # and the cluster gate waits for four Nomad clients.
+    # A fourth client: its machine, key, certificate and steps are new; every machine's
+    # /etc/hosts block names it, Consul's ACLs get its token, and the cluster gate waits for
+    # four Nomad clients.
     "add a client": (_add_client, {
-        "root-server": {"updated": ["cluster-ready", "root-server-identity"]},
+        "root-server": {"updated": ["cluster-ready", "consul-acl", "root-server-identity"]},
         "frontend-lb": {"updated": ["frontend-lb-identity"]},
         **{c: {"updated": [f"{c}-identity"]} for c in ("client1", "client2", "client3")},
         "client4": {"created": sorted(NEW_CLIENT)},
