@@ -77,10 +77,7 @@ def nomad_api(node: Node) -> str:
 
 def _nomad_agent(spec: ClusterSpec, node: Node, servers: list[Node]) -> install.Agent:
     url = nomad_api(node)
-    if node.role is Role.SERVER:
-        ready = LEADER.format(url=url)
-    else:
-        ready = f"NOMAD_ADDR={url} nomad node status -self -short 2>/dev/null | grep -q '^Status *= ready'"
+    ready = LEADER.format(url=url) if node.role is Role.SERVER else _nomad_node_ready(url)
     return _with_secret_files(spec, install.Agent(
         product="nomad", pin=spec.install.nomad, files=render.nomad_files(spec, node, servers),
         user="nomad" if node.role is Role.SERVER else "root", data_dir="/opt/nomad", ready=ready,
