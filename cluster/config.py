@@ -135,6 +135,11 @@ class InstallSpec:
                 "cadvisor": self.cadvisor}[product]
 
 
+LoadBalancing = Literal["one-tier", "two-tier"]
+LOAD_BALANCING: tuple[LoadBalancing, ...] = ("one-tier", "two-tier")
+BACKEND_PORT = 8090  # the clients' backend balancers (two-tier)
+
+
 @dataclass(frozen=True)
 class SecuritySpec:
     """What protects the cluster; every part on unless the stack turns it off."""
@@ -167,11 +172,14 @@ class ClusterSpec:
     default_client: ClientSettings = ClientSettings()
     jobs: tuple[str, ...] = ("fib",)
     security: SecuritySpec = SecuritySpec()
+    # one-tier: the front balancer routes to every instance; two-tier: to a backend balancer on
+    # each client that runs the service, which routes to the instances on its own node.
+    load_balancing: LoadBalancing = "one-tier"
 
 
 # The keys this program reads. Anything else under the namespace is a typo and is refused.
 KEYS = ("domain", "servers", "clients", "datacenter", "region", "machines", "install", "consul",
-        "nomad", "consulTemplate", "cadvisor", "clientSettings", "jobs", "security")
+        "nomad", "consulTemplate", "cadvisor", "clientSettings", "jobs", "security", "loadBalancing")
 
 
 def _fix_set(key: str, example: str) -> str:
@@ -336,7 +344,17 @@ def load(raw: Mapping[str, str], stack: str, defaults: PinDefaults | None = None
                        machines=machines, datacenter=datacenter, region=region,
                        install=_install(raw, defaults or (lambda source: {})),
                        client_settings=_client_settings(raw.get("clientSettings"), clients),
-                       jobs=_jobs(raw.get("jobs")), security=_security(raw.get("security")))
+                       jobs=_jobs(raw.get("jobs")), security=_security(raw.get("security")),
+                       load_balancing=_load_balancing(raw.get("loadBalancing")))
+
+
+def _load_balancing(raw: str | None) -> LoadBalancing:
+    value = raw if raw is not None else "one-tier"
+    for choice in LOAD_BALANCING:
+        if value == choice:
+            return choice
+    raise ConfigError("loadBalancing", f"{value!r} is not one of {', '.join(LOAD_BALANCING)}",
+                      _fix_set("loadBalancing", "two-tier"))
 
 
 def _security(raw: str | None) -> SecuritySpec:

@@ -15,7 +15,7 @@ from typing import Any
 
 import jinja2
 
-from cluster.config import ClusterSpec
+from cluster.config import BACKEND_PORT, ClusterSpec
 from cluster.topology import Node, Role
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -54,6 +54,8 @@ def consul_files(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[Fil
     if spec.security.tls:
         files.append(File("/etc/consul.d/tls.hcl", render_template("consul/tls.hcl.j2", **ctx),
                           "0640", "consul"))
+    if spec.load_balancing == "two-tier" and node.role is Role.CLIENT and not spec.security.acl:
+        files.append(_backend_service(node, ""))
     if server:
         files.append(
             File("/etc/consul.d/server.hcl", render_template("consul/server.hcl.j2", **ctx), "0640", "consul")
@@ -101,11 +103,20 @@ TLS_FILES = ("ca.pem", "agent.pem", "agent-key.pem")
 # project's scripts on the machine use (see consul/api.env.j2).
 SECRET_FILES = {
     "consul": ("/etc/consul.d/gossip.hcl", *(f"/etc/consul.d/tls/{f}" for f in TLS_FILES),
-               "/etc/consul.d/acl.hcl", "/etc/consul.d/api.token", "/etc/consul.d/api.header"),
+               "/etc/consul.d/acl.hcl", "/etc/consul.d/api.token", "/etc/consul.d/api.header",
+               "/etc/consul.d/backend.hcl"),
     "nomad": ("/etc/nomad.d/gossip.hcl", *(f"/etc/nomad.d/tls/{f}" for f in TLS_FILES),
               "/etc/nomad.d/consul-token.hcl", "/etc/nomad.d/api.token", "/etc/nomad.d/api.header"),
     "consul-template": ("/etc/consul-template.d/token.env",),
 }
+
+
+def _backend_service(node: Node, token: str) -> File:
+    """The backend balancer as a Consul service (two-tier); with ACLs it carries the node's
+    token, which may register it, and is a secret file."""
+    return File("/etc/consul.d/backend.hcl",
+                render_template("consul/backend.hcl.j2", node=node, port=BACKEND_PORT, token=token),
+                "0640", "consul")
 
 
 def agent_user(product: str, node: Node) -> str:
@@ -136,6 +147,8 @@ def secret_files(spec: ClusterSpec, product: str, node: Node, values: Mapping[st
                           "0600", owner))
     if spec.security.acl:
         files += _acl_files(product, node, values, owner)
+        if product == "consul" and spec.load_balancing == "two-tier" and node.role is Role.CLIENT:
+            files.append(_backend_service(node, values["consul_agent_token"]))
     return files
 
 
@@ -187,25 +200,37 @@ def cadvisor_files(node: Node) -> list[File]:
 
 
 def loadbalancer_files(spec: ClusterSpec, node: Node, servers: list[Node]) -> tuple[list[File], list[File]]:
-    """The load balancer's files: (nginx's, consul-template's).
+    """The front load balancer's files: (nginx's, consul-template's).
 
     services.ctmpl (upstreams) and locations.ctmpl (routes) are consul-template's own (Go)
     templates, copied as they are: generic, they route every service tagged `lb` to
-    /<service>/.
+    /<service>/, on its instances (one-tier) or on the backend balancers of the clients that
+    run it (two-tier: two-tier-*.ctmpl).
     """
     port = 8501 if spec.security.tls else 8500
     ctx = {"node": node, "consul_ui_upstreams": [f"{s.address}:{port}" for s in servers],
            "tls": spec.security.tls, "datacenter": spec.datacenter}
+    prefix = "two-tier-" if spec.load_balancing == "two-tier" else ""
+    return _balancer_files(ctx, prefix)
+
+
+def backend_files(spec: ClusterSpec, node: Node) -> tuple[list[File], list[File]]:
+    """A client's backend balancer (two-tier): nginx on NODE's address, port BACKEND_PORT,
+    routing /<service>/ to the instances on NODE only (backend-*.ctmpl)."""
+    ctx = {"node": node, "consul_ui_upstreams": [], "tls": spec.security.tls, "datacenter": spec.datacenter,
+           "listen": f"{node.address}:{BACKEND_PORT}", "backend_node": node.short_hostname}
+    return _balancer_files(ctx, "backend-")
+
+
+def _balancer_files(ctx: dict[str, Any], prefix: str) -> tuple[list[File], list[File]]:
     nginx = [File("/etc/nginx/nginx.conf", render_template("lb/nginx.conf.j2", **ctx))]
     consul_template = [
-        File(
-            "/etc/consul-template.d/consul-template.hcl", render_template("lb/consul-template.hcl.j2", **ctx)
-        ),
-        File("/etc/consul-template.d/services.ctmpl", (TEMPLATES / "lb" / "services.ctmpl").read_text()),
-        File("/etc/consul-template.d/locations.ctmpl", (TEMPLATES / "lb" / "locations.ctmpl").read_text()),
-        File(
-            "/etc/systemd/system/consul-template.service",
-            render_template("systemd/consul-template.service.j2", **ctx),
-        ),
+        File("/etc/consul-template.d/consul-template.hcl",
+             render_template("lb/consul-template.hcl.j2", **ctx)),
+        *(File(f"/etc/consul-template.d/{name}.ctmpl",
+               (TEMPLATES / "lb" / f"{prefix}{name}.ctmpl").read_text())
+          for name in ("services", "locations")),
+        File("/etc/systemd/system/consul-template.service",
+             render_template("systemd/consul-template.service.j2", **ctx)),
     ]
     return nginx, consul_template

@@ -57,9 +57,11 @@ UUID = re.compile(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 
 
 def node_policy(node: Node) -> tuple[str, str]:
-    """A machine's own Consul policy: write to its own agent API (a leave), read the others."""
+    """A machine's own Consul policy: write to its own agent API (a leave), read the others,
+    register the backend balancer (two-tier)."""
     name = node.short_hostname
-    rules = f'agent "{name}" {{ policy = "write" }}\nnode_prefix "" {{ policy = "read" }}\n'
+    rules = (f'agent "{name}" {{ policy = "write" }}\nnode_prefix "" {{ policy = "read" }}\n'
+             'service "hashicluster-backend" { policy = "write" }\n')
     return f"hashicluster-node-{name}", rules
 
 

@@ -24,7 +24,7 @@ import pulumi
 from pulumi_command import remote
 
 from cluster import install, render
-from cluster.config import BinaryPin, ClusterSpec
+from cluster.config import BACKEND_PORT, BinaryPin, ClusterSpec
 from cluster.machines import Machine
 from cluster.services import acl
 from cluster.topology import Node, Role
@@ -57,8 +57,9 @@ checks=$(local_checks 2>/dev/null | grep -o '"CheckID"' | wc -l)
 def _with_secret_files(spec: ClusterSpec, agent: install.Agent, node: Node) -> install.Agent:
     """AGENT with the secret files it gets on NODE, and those it must not keep."""
     wanted = render.secret_paths(spec, agent.product, node)
+    plain = {f.path for f in agent.files}  # a file that is a secret only in some setups
     return dataclasses.replace(agent, secrets=tuple(wanted), retired=tuple(
-        p for p in render.SECRET_FILES.get(agent.product, ()) if p not in wanted))
+        p for p in render.SECRET_FILES.get(agent.product, ()) if p not in wanted and p not in plain))
 
 
 def _consul_agent(spec: ClusterSpec, node: Node, servers: list[Node]) -> install.Agent:
@@ -93,10 +94,16 @@ def _cadvisor(spec: ClusterSpec, node: Node) -> install.Agent:
 
 
 def _loadbalancer(spec: ClusterSpec, node: Node, servers: list[Node]) -> tuple[install.Agent, install.Agent]:
-    nginx_files, template_files = render.loadbalancer_files(spec, node, servers)
+    """The front balancer (on the LB) or, on a client in two-tier mode, its backend balancer."""
+    if node.role is Role.CLIENT:
+        nginx_files, template_files = render.backend_files(spec, node)
+        health = f"http://{node.address}:{BACKEND_PORT}/health"
+    else:
+        nginx_files, template_files = render.loadbalancer_files(spec, node, servers)
+        health = f"http://{node.address}/health"
     nginx = install.Agent(
         product="nginx", pin=None, files=nginx_files, user="root", data_dir=None, packages=("nginx",),
-        check="nginx -t -q", ready=f"curl -sf http://{node.address}/health >/dev/null",
+        check="nginx -t -q", ready=f"curl -sf {health} >/dev/null",
         ready_state="nginx -t; journalctl -u nginx -n 20 --no-pager")
     consul_template = _with_secret_files(spec, install.Agent(
         product="consul-template", pin=spec.install.consul_template, files=template_files, user="root",
@@ -325,6 +332,10 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
             nomad = step(m, _nomad_agent(spec, m.node, server_nodes), [consul, *nomad_ready])
             staged.append(nomad)
             client_steps += [nomad, step(m, _cadvisor(spec, m.node), [identity[m.node.name]])]
+            if spec.load_balancing == "two-tier":
+                nginx, consul_template = _loadbalancer(spec, m.node, server_nodes)
+                nginx_step = step(m, nginx, [consul])
+                client_steps += [nginx_step, step(m, consul_template, [nginx_step])]
         # Then the load balancer's and the clients' turns, after the servers'.
         roll = _roll(f"{m.node.name}-roll", m, server_nodes, staged, turn)
         client_steps.append(roll)

@@ -23,13 +23,16 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 PINS = {product: cfg.BinaryPin(product, "1.0.0", "c" * 64) for product in cfg.PRODUCT_KEYS}
 
 
-def spec(servers: int, settings: str | None = None, security: str | None = None) -> cfg.ClusterSpec:
+def spec(servers: int, settings: str | None = None, security: str | None = None,
+         two_tier: bool = False) -> cfg.ClusterSpec:
     raw = {"servers": str(servers), "clients": "3", "install": '{"source": "upload"}',
            "machines": '{"provider": "nspawn", "network": "10.210.1.0/24"}'}
     if settings:
         raw["clientSettings"] = settings
     if security:
         raw["security"] = security
+    if two_tier:
+        raw["loadBalancing"] = "two-tier"
     return cfg.load(raw, "render", lambda source: PINS)
 
 
@@ -38,6 +41,7 @@ LAYOUTS = {
     "ha": spec(3),
     # The plain demo: no gossip key, no TLS.
     "plain": spec(1, security='{"gossip": false, "tls": false}'),
+    "two-tier": spec(1, two_tier=True),
 }
 CASES = [(layout, node) for layout, s in LAYOUTS.items() for node in nodes(s)]
 
@@ -49,6 +53,9 @@ def files_for(s: cfg.ClusterSpec, node: Node) -> list[render.File]:
         files += render.nomad_files(s, node, servers)
     if node.role is Role.CLIENT:
         files += render.cadvisor_files(node)
+        if s.load_balancing == "two-tier":
+            nginx, consul_template = render.backend_files(s, node)
+            files += nginx + consul_template
     if node.role is Role.LB:
         nginx, consul_template = render.loadbalancer_files(s, node, servers)
         files += nginx + consul_template

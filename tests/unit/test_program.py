@@ -317,3 +317,20 @@ def test_acl_steps_hand_each_user_its_own_token(key_file: Path) -> None:
         bundle = dict(line.split(" ", 1) for line in graph.inputs(f"{node}-consul")["stdin"].splitlines())
         return base64.b64decode(bundle["/etc/consul.d/acl.hcl"].split()[2]).decode()
     assert "initial_management" in acl_hcl("root-server") and "initial_management" not in acl_hcl("client1")
+
+
+def test_two_tier_puts_a_backend_balancer_on_every_client(key_file: Path) -> None:
+    graph = lab(key_file, dict(LAB_STACK, loadBalancing="two-tier"))
+    for client in ("client1", "client2", "client3"):
+        nginx = graph.inputs(f"{client}-nginx")["create"]
+        assert "listen 10.210.1.3" in nginx and ":8090 default_server;" in nginx
+        assert graph.depends_on(f"{client}-consul-template", f"{client}-nginx")
+        assert graph.depends_on("cluster-ready", f"{client}-consul-template")
+        unit = graph.inputs(f"{client}-consul-template")["create"]
+        assert f"Environment=HASHICLUSTER_NODE={client}" in unit
+        # Its Consul service carries the node's token: a secret file on stdin.
+        assert "/etc/consul.d/backend.hcl 0640 consul " in graph.inputs(f"{client}-consul")["stdin"]
+    front = graph.inputs("frontend-lb-consul-template")["create"]
+    assert 'range service "hashicluster-backend|passing"' in front
+    one_tier = lab(key_file)
+    assert "client1-nginx" not in one_tier.names()
