@@ -34,7 +34,10 @@ a table: each figure is the median of --runs runs, with the smallest and largest
   5. requests/s and p50/p99 latency of fib through the load balancer and straight to one
      instance (from Consul's catalog);
   6. failover: one fib allocation stopped, the load balancer watched until it no longer
-     answers from it and no request fails.
+     answers from it and no request fails;
+  7. two-tier load balancing (`hashicluster:loadBalancing two-tier`): the `pulumi up` that
+     switches to it, then the same load through the front balancer, and its requests/s and
+     p50 against the one-tier figures of 5.
 
 Everything is destroyed at the end, also after an error or Ctrl-C. Needs root.
 The entry point is `./run bench ARGS`: it provides the virtualenv, the toolchain and the

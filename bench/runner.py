@@ -128,6 +128,13 @@ FIGURES = [
     ("failover_last_error", "failover: last failed request after the stop", "s"),
     ("failover_slowest", "failover: slowest request after the stop", "ms"),
     ("failover_replacement", "failover: replacement first answers after the stop", "s"),
+    ("two_tier_up", "switch to two-tier: pulumi up", "s"),
+    ("lb2_rps", "fib through the two-tier LB: requests/s", "req/s"),
+    ("lb2_p50", "fib through the two-tier LB: p50 latency", "ms"),
+    ("lb2_p99", "fib through the two-tier LB: p99 latency", "ms"),
+    ("lb2_errors", "fib through the two-tier LB: failed requests", "%"),
+    ("lb2_lb_rps", "requests/s ratio two-tier / one-tier", "x"),
+    ("lb2_lb_p50", "p50 latency ratio two-tier / one-tier", "x"),
     ("destroy", "pulumi destroy", "s"),
 ]
 
@@ -264,12 +271,16 @@ class Bench:
         service = sorted(entries, key=lambda e: e["Service"]["ID"])[0]["Service"]
         return f"http://{service['Address']}:{service['Port']}/fib/10"
 
+    def load_args(self) -> list[str]:
+        s = self.settings
+        return ["--seconds", str(s.load_seconds), "--concurrency", str(s.concurrency),
+                "--warmup", str(s.load_warmup)]
+
     def load(self) -> None:
         assert self.addresses is not None
         direct = self.direct_instance(self.addresses)
         s = self.settings
-        args = ["--seconds", str(s.load_seconds), "--concurrency", str(s.concurrency),
-                "--warmup", str(s.load_warmup)]
+        args = self.load_args()
         for run in self.runs:
             results: dict[str, Any] = {}
             # Alternate which target goes first, so that drift in the host's load evens out.
@@ -315,12 +326,46 @@ class Bench:
                                     f"{result['observed_s']:.0f}s of the stop")
             self.m.add("failover_replacement", result["replacement_first_s"])
 
+    def two_tier(self) -> None:
+        """The same load through the front balancer with two-tier routing (a backend balancer
+        on each client), against the one-tier figures of `load`."""
+        assert self.addresses is not None
+        s = self.settings
+        self.step("switch to two-tier load balancing", 0)
+        self.ws.pulumi("config set", "config", "set", "hashicluster:loadBalancing", "two-tier", timeout=120)
+        done, _ = self.ws.pulumi("two-tier up", "up", "--yes", "--skip-preview", timeout=600)
+        self.m.add("two_tier_up", done.wall)
+        answer = self.ws.in_lab("probe fib", "probe", self.addresses.fib, "--timeout", "60",
+                                "--contains", '"fib": 55')
+        if not answer["ok"]:
+            raise BenchError(f"fib does not answer through the two-tier LB: {answer['status']} "
+                             f"{answer['body'][:200]}")
+        args = self.load_args()
+        for run in self.runs:
+            self.step(f"load two-tier: {self.addresses.fib}", run)
+            r = self.ws.in_lab("load two-tier", "load", self.addresses.fib, *args,
+                               timeout=s.load_seconds + s.load_warmup + 120)
+            self.m.detail("two_tier", r)
+            self.m.add("lb2_rps", r["rps"])
+            self.m.add("lb2_p50", r["p50_ms"])
+            self.m.add("lb2_p99", r["p99_ms"])
+            sent = r["served"] + r["errors"]
+            self.m.add("lb2_errors", 100.0 * r["errors"] / sent if sent else None)
+            if r["errors"]:
+                self.m.notes.append(f"load two-tier, run {run + 1}: {r['errors']} of {sent} requests "
+                                    f"failed: {r['error_kinds']}")
+        for ratio, one_tier, two_tier in (("lb2_lb_rps", "lb_rps", "lb2_rps"),
+                                          ("lb2_lb_p50", "lb_p50", "lb2_p50")):
+            one, two = self.m.figures[one_tier].summary(), self.m.figures[two_tier].summary()
+            if one and two and one.median:
+                self.m.add(ratio, two.median / one.median)
+
     def measure(self) -> bool:
         """Every measurement; a failed one is noted and the next one runs, unless it was the
         cold up (nothing to measure on then). True when all of them succeeded."""
         self.cold()
         ok = True
-        for section in (self.noop, self.load, self.change, self.failover):
+        for section in (self.noop, self.load, self.change, self.failover, self.two_tier):
             try:
                 section()
             except BenchError as err:
