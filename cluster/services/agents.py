@@ -45,12 +45,14 @@ servers_healthy() {  # URL COUNT: autopilot reports COUNT alive servers and none
   [ "$(printf %s "$r" | grep -o '"SerfStatus":"alive"' | wc -l)" -ge "$2" ]
 }
 local_checks() { api "$CONSUL_HTTP_ADDR/v1/agent/checks"; }
-checks_passing() {  # COUNT: the local Consul agent has COUNT checks or more, all passing
+checks_passing() {  # COUNT: all local checks pass, and COUNT or more of them are Nomad's
   r=$(local_checks) || return 1
   case $r in *'"Status":"critical"'*|*'"Status":"warning"'*) return 1;; esac
-  [ "$(printf %s "$r" | grep -o '"CheckID"' | wc -l)" -ge "$1" ]
+  [ "$(printf %s "$r" | grep -o '"CheckID":"_nomad-check-' | wc -l)" -ge "$1" ]
 }
-checks=$(local_checks 2>/dev/null | grep -o '"CheckID"' | wc -l)
+# The instances' checks (Nomad registers them) must all come back; the machine's own (a
+# backend balancer's) may come or go with the change being rolled.
+checks=$(local_checks 2>/dev/null | grep -o '"CheckID":"_nomad-check-' | wc -l)
 """.strip().splitlines()]
 
 

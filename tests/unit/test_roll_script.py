@@ -113,7 +113,7 @@ NOMAD_ONE_DOWN = ('{"FailureTolerance":0,"Healthy":false,"Servers":['
                   '{"Name":"root.global","SerfStatus":"alive","Healthy":true},'
                   '{"Name":"server2.global","SerfStatus":"failed","Healthy":false},'
                   '{"Name":"server3.global","SerfStatus":"alive","Healthy":true}]}')
-CHECK = '"{id}":{{"Node":"client1","CheckID":"{id}","Status":"{status}","ServiceName":"fib"}}'
+CHECK = '"{id}":{{"Node":"client1","CheckID":"_nomad-check-{id}","Status":"{status}","ServiceName":"fib"}}'
 
 
 def checks(*statuses: str) -> str:
@@ -164,6 +164,9 @@ def test_servers_healthy_is_false_without_an_answer(api: Path) -> None:
     (checks("passing", "passing"), checks("warning", "passing"), False),
     (checks("passing", "passing"), checks("passing"), False),  # a check is not back yet
     ("{}", "{}", True),  # the load balancer: no checks at all
+    # A check of the machine's own (not Nomad's) that the change removes: not waited for.
+    ("{" + CHECK.format(id="c0", status="passing")
+     + ',"own":{"CheckID":"backend-health","Status":"passing"}}', checks("passing"), True),
 ])
 def test_checks_passing_wants_every_check_back_and_passing(api: Path, before: str, after: str,
                                                            passing: bool) -> None:
