@@ -271,33 +271,33 @@ class Bench:
         service = sorted(entries, key=lambda e: e["Service"]["ID"])[0]["Service"]
         return f"http://{service['Address']}:{service['Port']}/fib/10"
 
-    def load_args(self) -> list[str]:
+    def run_load(self, key: str, label: str, url: str, run: int) -> dict[str, Any]:
+        """One load run against URL from inside the lab network; its figures go under KEY
+        (KEY_rps, KEY_p50, KEY_p99, KEY_errors), failed requests into the notes."""
         s = self.settings
-        return ["--seconds", str(s.load_seconds), "--concurrency", str(s.concurrency),
-                "--warmup", str(s.load_warmup)]
+        self.step(f"load {label}: {url}, {s.load_seconds:g}s x {s.concurrency} connections", run)
+        r: dict[str, Any] = self.ws.in_lab(
+            f"load {label}", "load", url, "--seconds", str(s.load_seconds), "--concurrency",
+            str(s.concurrency), "--warmup", str(s.load_warmup), timeout=s.load_seconds + s.load_warmup + 120)
+        self.m.add(f"{key}_rps", r["rps"])
+        self.m.add(f"{key}_p50", r["p50_ms"])
+        self.m.add(f"{key}_p99", r["p99_ms"])
+        sent = r["served"] + r["errors"]
+        self.m.add(f"{key}_errors", 100.0 * r["errors"] / sent if sent else None)
+        if r["errors"]:
+            self.m.notes.append(f"load {label}, run {run + 1}: {r['errors']} of {sent} requests "
+                                f"failed: {r['error_kinds']}")
+        return r
 
     def load(self) -> None:
         assert self.addresses is not None
         direct = self.direct_instance(self.addresses)
-        s = self.settings
-        args = self.load_args()
         for run in self.runs:
             results: dict[str, Any] = {}
             # Alternate which target goes first, so that drift in the host's load evens out.
             order = [("lb", self.addresses.fib), ("direct", direct)]
             for name, url in order if run % 2 == 0 else order[::-1]:
-                self.step(f"load {name}: {url}, {s.load_seconds:g}s x {s.concurrency} connections", run)
-                results[name] = self.ws.in_lab(f"load {name}", "load", url, *args,
-                                               timeout=s.load_seconds + s.load_warmup + 120)
-                r = results[name]
-                self.m.add(f"{name}_rps", r["rps"])
-                self.m.add(f"{name}_p50", r["p50_ms"])
-                self.m.add(f"{name}_p99", r["p99_ms"])
-                sent = r["served"] + r["errors"]
-                self.m.add(f"{name}_errors", 100.0 * r["errors"] / sent if sent else None)
-                if r["errors"]:
-                    self.m.notes.append(f"load {name}, run {run + 1}: {r['errors']} of {sent} requests "
-                                        f"failed: {r['error_kinds']}")
+                results[name] = self.run_load(name, name, url, run)
             self.m.detail("load", results)
             lb, dr = results["lb"], results["direct"]
             if dr["rps"]:
@@ -330,7 +330,6 @@ class Bench:
         """The same load through the front balancer with two-tier routing (a backend balancer
         on each client), against the one-tier figures of `load`."""
         assert self.addresses is not None
-        s = self.settings
         self.step("switch to two-tier load balancing", 0)
         self.ws.pulumi("config set", "config", "set", "hashicluster:loadBalancing", "two-tier", timeout=120)
         done, _ = self.ws.pulumi("two-tier up", "up", "--yes", "--skip-preview", timeout=600)
@@ -340,20 +339,8 @@ class Bench:
         if not answer["ok"]:
             raise BenchError(f"fib does not answer through the two-tier LB: {answer['status']} "
                              f"{answer['body'][:200]}")
-        args = self.load_args()
         for run in self.runs:
-            self.step(f"load two-tier: {self.addresses.fib}", run)
-            r = self.ws.in_lab("load two-tier", "load", self.addresses.fib, *args,
-                               timeout=s.load_seconds + s.load_warmup + 120)
-            self.m.detail("two_tier", r)
-            self.m.add("lb2_rps", r["rps"])
-            self.m.add("lb2_p50", r["p50_ms"])
-            self.m.add("lb2_p99", r["p99_ms"])
-            sent = r["served"] + r["errors"]
-            self.m.add("lb2_errors", 100.0 * r["errors"] / sent if sent else None)
-            if r["errors"]:
-                self.m.notes.append(f"load two-tier, run {run + 1}: {r['errors']} of {sent} requests "
-                                    f"failed: {r['error_kinds']}")
+            self.m.detail("two_tier", self.run_load("lb2", "two-tier", self.addresses.fib, run))
         for ratio, one_tier, two_tier in (("lb2_lb_rps", "lb_rps", "lb2_rps"),
                                           ("lb2_lb_p50", "lb_p50", "lb2_p50")):
             one, two = self.m.figures[one_tier].summary(), self.m.figures[two_tier].summary()
