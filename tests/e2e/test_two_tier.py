@@ -48,6 +48,10 @@ def test_the_front_routes_to_the_backends_of_the_clients_that_run_fib(two_tier: 
     allocs = json.loads(on_machine(two_tier, "root-server", "NOMAD_ADDR=$NOMAD_SCHEME://10.210.9.10:4646 "
                                    "nomad job allocs -json fib"))
     nodes = {a["NodeName"] for a in allocs if a["ClientStatus"] == "running"}
+    # A backend joins the front's routes once its Consul check passes, a moment after the up.
+    deadline = time.monotonic() + 30
+    while front_upstreams(two_tier) != {BACKENDS[n] for n in nodes} and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert front_upstreams(two_tier) == {BACKENDS[n] for n in nodes}
     # Each backend routes to its own node's instances only.
     for node in nodes:
