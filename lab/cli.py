@@ -39,10 +39,12 @@ environment: HASHICLUSTER_CACHE (default /var/cache/hashicluster; the base is in
 FORWARD_HELP = """\
 Loopback forwards from the host's network namespace into the lab.
 
-  lab forward LOCAL_PORT ADDRESS:PORT   listen on 127.0.0.1:LOCAL_PORT (host namespace) and
+  lab forward LOCAL_PORT ADDRESS:PORT [--owner STACK]
+                                        listen on 127.0.0.1:LOCAL_PORT (host namespace) and
                                         relay each connection to ADDRESS:PORT in the lab
-  lab forward --list                    the running forwards
-  lab forward --stop [LOCAL_PORT]       stop one forward, or all of them
+  lab forward --list [--json]           the running forwards (and whose they are)
+  lab forward --stop [LOCAL_PORT] [--owner STACK]
+                                        stop one forward, or all of them (all of STACK's)
 
 Each forward is a small background process: it makes its listening socket in the host's
 network namespace, then moves into hcl-lab, so the connections it opens to ADDRESS:PORT
@@ -128,7 +130,10 @@ def parser() -> argparse.ArgumentParser:
     group = f.add_mutually_exclusive_group()
     group.add_argument("--list", action="store_true", help="list the running forwards")
     group.add_argument("--stop", action="store_true",
-                       help="stop the forward on LOCAL_PORT, or every forward")
+                       help="stop the forward on LOCAL_PORT, or every forward (of --owner)")
+    f.add_argument("--owner", metavar="NAME",
+                   help="whose forward it is (a stack's name): --stop stops only its own")
+    f.add_argument("--json", action="store_true", help="--list as a JSON list of records")
 
     c = verbs.add_parser("clean-all", help="remove every trace of the lab (keeps the base and "
                          "the SSH key)")
@@ -139,6 +144,7 @@ def parser() -> argparse.ArgumentParser:
     fw = verbs.add_parser("_forwarder")
     fw.add_argument("local_port", type=int)
     fw.add_argument("target")
+    fw.add_argument("--owner", default="")
     return p
 
 
@@ -230,17 +236,17 @@ def _cmd_ssh(paths: Paths, args: argparse.Namespace) -> int:
 
 def _cmd_forward(paths: Paths, args: argparse.Namespace) -> int:
     if args.list:
-        return forward.list_forwards(paths)
+        return forward.list_forwards(paths, args.json)
     if args.stop:
-        return forward.stop(paths, args.local_port)
+        return forward.stop(paths, args.local_port, args.owner)
     if args.local_port is None or args.target is None:
         raise LabError("forward needs LOCAL_PORT and ADDRESS:PORT (or --list / --stop)",
                        "python3 -m lab forward 8500 10.210.1.10:8500")
-    return forward.start(paths, args.local_port, args.target)
+    return forward.start(paths, args.local_port, args.target, args.owner or "")
 
 
 def _cmd_forwarder(paths: Paths, args: argparse.Namespace) -> int:
-    return forward.serve(paths, args.local_port, args.target)
+    return forward.serve(paths, args.local_port, args.target, args.owner)
 
 
 def _cmd_clean_all(paths: Paths, args: argparse.Namespace) -> int:

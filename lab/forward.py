@@ -1,9 +1,11 @@
 """Loopback forwards: 127.0.0.1:PORT in the host's network namespace -> ADDRESS:PORT in the lab.
 
-A forwarder is one background process. It binds its listening socket while still in the
-host's namespace, then setns(2)es into the lab switch's namespace: the listening socket
-stays where it was made, and every socket it opens afterwards (the outbound connections)
-belongs to the lab. Each accepted connection is relayed by two threads, one per direction.
+A forwarder is one background process, owned by whoever started it (a stack's name, given
+with --owner): `--stop --owner STACK` stops that stack's forwards and no other's. It binds
+its listening socket while still in the host's namespace, then setns(2)es into the lab
+switch's namespace: the listening socket stays where it was made, and every socket it opens
+afterwards (the outbound connections) belongs to the lab. Each accepted connection is relayed
+by two threads, one per direction.
 """
 
 from __future__ import annotations
@@ -70,15 +72,16 @@ def forwarder_processes() -> list[proc.Process]:
     return [p for p in proc.processes() if tuple(p.argv[1:4]) == FORWARDER_ARGV]
 
 
-def start(paths: Paths, local_port: int, target: str) -> int:
-    """Start a forwarder in the background and report where it listens."""
+def start(paths: Paths, local_port: int, target: str, owner: str = "") -> int:
+    """Start a forwarder in the background (for OWNER) and report where it listens."""
     deps.require_root()
     address, port = parse_target(target)
     for rec in records(paths):
         if rec["local_port"] == local_port:
             if _alive(rec):
-                raise LabError(f"127.0.0.1:{local_port} already forwards to {rec['target']}",
-                               f"python3 -m lab forward --stop {local_port}")
+                held_by = f" for {rec['owner']}" if rec.get("owner") else ""
+                raise LabError(f"127.0.0.1:{local_port} already forwards to {rec['target']}{held_by}",
+                               f"python3 -m lab forward --stop {local_port}, or pick another port")
             _record_path(paths, local_port).unlink(missing_ok=True)
     if not netns.exists(SWITCH_NETNS):
         raise LabError("the lab network does not exist yet", "`python3 -m lab up` a machine first")
@@ -89,8 +92,9 @@ def start(paths: Paths, local_port: int, target: str) -> int:
         [str(PACKAGE_PARENT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     with logfile.open("wb") as out:
         child = subprocess.Popen([sys.executable, *FORWARDER_ARGV, str(local_port),
-                                  f"{address}:{port}"], stdin=subprocess.DEVNULL, stdout=out,
-                                 stderr=out, start_new_session=True, env=env, cwd="/")
+                                  f"{address}:{port}", "--owner", owner],
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                 start_new_session=True, env=env, cwd="/")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if _record_path(paths, local_port).exists():
@@ -121,21 +125,34 @@ def _leave_lab_namespace() -> None:
                        "run `python3 -m lab forward ...` outside `lab exec`") from None
 
 
-def list_forwards(paths: Paths) -> int:
-    """Print the running forwards (and drop records of dead ones)."""
+def running(paths: Paths) -> list[dict[str, Any]]:
+    """The records of the running forwards (records of dead ones are dropped)."""
+    alive = []
     for rec in records(paths):
         if _alive(rec):
-            print(f"127.0.0.1:{rec['local_port']} -> {rec['target']} (pid {rec['pid']})")
+            alive.append(rec)
         else:
             _record_path(paths, int(rec["local_port"])).unlink(missing_ok=True)
+    return alive
+
+
+def list_forwards(paths: Paths, as_json: bool = False) -> int:
+    """Print the running forwards: a line each, or a JSON list of their records."""
+    recs = running(paths)
+    if as_json:
+        print(json.dumps(recs, indent=2))
+        return 0
+    for rec in recs:
+        owner = f", {rec['owner']}" if rec.get("owner") else ""
+        print(f"127.0.0.1:{rec['local_port']} -> {rec['target']} (pid {rec['pid']}{owner})")
     return 0
 
 
-def stop(paths: Paths, local_port: int | None) -> int:
-    """Stop the forward on LOCAL_PORT, or all recorded forwards."""
-    recs = records(paths)
+def stop(paths: Paths, local_port: int | None, owner: str | None = None) -> int:
+    """Stop the forward on LOCAL_PORT, or all recorded forwards; with OWNER, only its own."""
+    recs = [r for r in records(paths) if owner is None or r.get("owner", "") == owner]
     if local_port is not None and all(r["local_port"] != local_port for r in recs):
-        log.info(f"no forward on 127.0.0.1:{local_port}")
+        log.info(f"no forward on 127.0.0.1:{local_port}" + (f" for {owner}" if owner else ""))
     for rec in recs:
         if local_port is None or rec["local_port"] == local_port:
             if _alive(rec):
@@ -184,7 +201,7 @@ def _relay(client: socket.socket, address: str, port: int) -> None:
             back.join()
 
 
-def serve(paths: Paths, local_port: int, target: str) -> int:
+def serve(paths: Paths, local_port: int, target: str, owner: str = "") -> int:
     """Body of the forwarder process: listen on the host's loopback, connect in the lab."""
     address, port = parse_target(target)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -206,7 +223,8 @@ def serve(paths: Paths, local_port: int, target: str) -> int:
     signal.signal(signal.SIGTERM, _term)
     tmp = record.with_name(record.name + ".tmp")
     tmp.write_text(json.dumps({"pid": me.pid, "starttime": me.starttime, "local_port": local_port,
-                               "target": f"{address}:{port}", "started": time.time()}))
+                               "target": f"{address}:{port}", "owner": owner,
+                               "started": time.time()}))
     os.replace(tmp, record)
     while True:
         client, _peer = listener.accept()

@@ -119,22 +119,61 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return str(resp.read().decode().strip())
+
+
+def _wait_for_http(url: str, seconds: float = 30) -> str:
+    """The body at URL once something answers there (polled, for up to SECONDS)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return _get(url)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def test_forward_reaches_a_machine_from_the_host(lab: Lab, pair: dict[str, Any]) -> None:
     if inside_lab_switch():
         pytest.skip("forwards serve the host's network namespace; this test runs in hcl-lab")
     lab.ssh("lt-alpha", "systemd-run --unit lt-web python3 -m http.server 8080 "
-            "--directory /etc >/dev/null && sleep 1")
+            "--directory /etc >/dev/null")
     port = _free_port()
     lab.run("forward", str(port), f"{MACHINES['lt-alpha']}:8080")
     try:
         assert f"127.0.0.1:{port} -> 10.210.250.11:8080" in lab.run("forward", "--list").stdout
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/hostname", timeout=10) as resp:
-            assert resp.read().decode().strip() == "lt-alpha"
+        assert _wait_for_http(f"http://127.0.0.1:{port}/hostname") == "lt-alpha"
     finally:
         lab.run("forward", "--stop", str(port))
     assert lab.run("forward", "--list").stdout == ""
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
+
+
+def test_each_owner_stops_only_its_own_forwards(lab: Lab, pair: dict[str, Any]) -> None:
+    """Two stacks' forwards side by side: stopping one stack's leaves the other's serving."""
+    if inside_lab_switch():
+        pytest.skip("forwards serve the host's network namespace; this test runs in hcl-lab")
+    ports = {"stack-a": _free_port(), "stack-b": _free_port()}
+    for owner, port in ports.items():
+        lab.run("forward", "--owner", owner, str(port), f"{MACHINES['lt-alpha']}:22")
+    try:
+        listed = json.loads(lab.run("forward", "--list", "--json").stdout)
+        assert {(r["owner"], r["local_port"]) for r in listed} == set(ports.items())
+        taken = lab.run("forward", "--owner", "stack-b", str(ports["stack-a"]),
+                        f"{MACHINES['lt-alpha']}:22", check=False)
+        assert taken.returncode != 0 and "for stack-a" in taken.stderr
+        lab.run("forward", "--stop", "--owner", "stack-a")
+        listed = json.loads(lab.run("forward", "--list", "--json").stdout)
+        assert [(r["owner"], r["local_port"]) for r in listed] == [("stack-b", ports["stack-b"])]
+        with socket.create_connection(("127.0.0.1", ports["stack-b"]), timeout=10) as conn:
+            assert conn.recv(64).startswith(b"SSH-2.0-"), "stack-b's forward still reaches sshd"
+    finally:
+        lab.run("forward", "--stop")
+    assert lab.run("forward", "--list").stdout == ""
 
 
 def test_down_leaves_nothing_and_is_idempotent(lab: Lab) -> None:
