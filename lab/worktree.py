@@ -9,7 +9,9 @@ from pathlib import Path
 
 from lab.errors import LabError
 
-LAB_STACK_FILE = "Pulumi.lab.yaml"
+# The lab stack's preset: `./run` makes the checkout's own Pulumi.lab.yaml from it (Pulumi writes
+# the passphrase's salt there, so the tracked file stays as it is), and copies start from it.
+LAB_STACK_FILE = "stacks/lab.yaml"
 LAB_NETWORK_LINE = "network: 10.210.1.0/24"
 
 

@@ -10,7 +10,7 @@
    preview.diff.txt beside it.
 
 Both trees run on the review stack's own lab network (`--network`, not the `lab` stack's),
-with the stack configuration each tree's `Pulumi.lab.yaml` gives, so a change to the stack
+with the stack configuration each tree's `stacks/lab.yaml` gives, so a change to the stack
 file is part of what is reviewed. Pulumi runs inside the lab network (`python3 -m lab exec`),
 with the backend and passphrase of the environment (PULUMI_BACKEND_URL,
 PULUMI_CONFIG_PASSPHRASE[_FILE]), which `./run review` provides.

@@ -33,7 +33,7 @@ NETWORK = "10.210.9.0/24"
 TIMINGS = Path(os.environ.get("HASHICLUSTER_TIMINGS", "/tmp/hashicluster-e2e-timings.json"))
 # What a project checkout holds that the program needs (venv is linked, not copied).
 PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "cluster", "lab", "toolchain", "templates", "jobs",
-                 "vagrantbox", "review", "Pulumi.lab.yaml", "requirements.txt"]
+                 "vagrantbox", "review", "stacks", "requirements.txt"]
 
 
 def run(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,

@@ -126,7 +126,7 @@ def test_review_run_previews_the_working_tree_against_the_base(project: Project,
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "base"], check=True)
-    lab_file = repo / "Pulumi.lab.yaml"
+    lab_file = repo / "stacks" / "lab.yaml"
     lab_file.write_text(lab_file.read_text() + "  hashicluster:clientSettings:\n"
                         "    client3:\n      nodeClass: batch\n")
     out, work = tmp_path / "out", tmp_path / "work"

@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def stack_file_config(stack: str) -> dict[str, str]:
-    """Read Pulumi.<stack>.yaml the way the engine hands it to the program: values as strings,
+    """Read the preset stacks/<stack>.yaml the way the engine hands it to the program: values as strings,
     objects as JSON."""
-    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    data = yaml.safe_load((ROOT / "stacks" / f"{stack}.yaml").read_text())["config"]
     return {key.split(":", 1)[1]: value if isinstance(value, str) else json.dumps(value)
             for key, value in data.items()}
 

@@ -23,7 +23,8 @@ def repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
-    (repo / "Pulumi.lab.yaml").write_text(LAB)
+    (repo / "stacks").mkdir()
+    (repo / "stacks" / "lab.yaml").write_text(LAB)
     (repo / ".gitignore").write_text("ignored.txt\n")
     (repo / "kept.py").write_text("v1\n")
     git(repo, "add", "-A")
@@ -65,6 +66,6 @@ def test_review_stack_file_moves_the_lab_network(repo: Path) -> None:
 
 
 def test_a_stack_file_without_the_lab_network_is_refused(repo: Path) -> None:
-    (repo / "Pulumi.lab.yaml").write_text(LAB.replace("10.210.1.0/24", "10.210.3.0/24"))
+    (repo / "stacks" / "lab.yaml").write_text(LAB.replace("10.210.1.0/24", "10.210.3.0/24"))
     with pytest.raises(run.ReviewError, match=r"no `network: 10\.210\.1\.0/24` line"):
         run.prepare(repo, repo, "review", "10.210.5.0/24")
