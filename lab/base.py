@@ -31,6 +31,9 @@ MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 # Units of PACKAGES that stay off unless the program turns them on (`systemctl enable --now`
 # on the machines that need them).
 DISABLED_UNITS = ("nginx.service",)
+# Bumped when the way a base is prepared changes, so that bases made the old way are rebuilt
+# (2: units turned off whatever the host has installed; 1 left nginx on where the host had none).
+RECIPE_REVISION = 2
 SSHD_CONFIG = """\
 # Lab machines: root logs in with the lab key only; one host key type for every client.
 PermitRootLogin prohibit-password
@@ -108,7 +111,7 @@ def recipe_hash(packages: Iterable[str] = PACKAGES, masked: Iterable[str] = MASK
     Order and repeats do not matter; any added, removed or renamed entry changes it.
     """
     text = "\n".join([",".join(sorted(set(packages))), ",".join(sorted(set(masked))),
-                      ",".join(sorted(set(disabled)))])
+                      ",".join(sorted(set(disabled))), f"revision {RECIPE_REVISION}"])
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -273,7 +276,11 @@ def disable_unit(root: Path, unit: str) -> None:
 
     The unit stays installed and can be enabled (`systemctl enable --now UNIT`). Debian's
     postinst enables a service through /etc/systemd/system/*.wants/ links; its SysV rc.d links
-    do not count where systemd finds the native unit.
+    do not count where systemd finds the native unit. Those links are absolute: seen from the
+    host they point into the host's own /lib and dangle where the host lacks the unit, so they
+    are found by name, never by following them.
     """
-    for link in (root / "etc" / "systemd" / "system").glob(f"*.wants/{unit}"):
-        link.unlink()
+    for wants in (root / "etc" / "systemd" / "system").glob("*.wants"):
+        link = wants / unit
+        if link.is_symlink():
+            link.unlink()

@@ -108,6 +108,7 @@ def test_base_key_is_the_suite_and_a_hash_of_the_recipe() -> None:
     assert base.recipe_hash([p for p in base.PACKAGES if p != "nginx"]) != digest
     assert base.recipe_hash(disabled=()) != digest
     assert base.recipe_hash(masked=()) != digest
+    assert base.RECIPE_REVISION >= 2, "bases prepared before units were turned off by name"
     with pytest.raises(LabError, match="suite"):
         base.key("../etc")
 
@@ -155,7 +156,11 @@ def test_older_bases_are_the_other_keys_of_the_suite(tmp_path: Path) -> None:
         "base-bookworm", "base-bookworm-0123abcd"]
 
 
-def test_disable_unit_removes_only_its_boot_links(tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", ["/lib/systemd/system/nginx.service",
+                                    "/nonexistent/on/any/host/nginx.service"])
+def test_disable_unit_removes_only_its_boot_links(tmp_path: Path, target: str) -> None:
+    """Whether or not the absolute link's target exists on the host (a fresh host has no
+    nginx), the unit's boot links go and the others stay."""
     system = tmp_path / "etc" / "systemd" / "system"
     units = tmp_path / "lib" / "systemd" / "system"
     units.mkdir(parents=True)
@@ -163,7 +168,7 @@ def test_disable_unit_removes_only_its_boot_links(tmp_path: Path) -> None:
         (units / unit).write_text("[Unit]\n")
     for wants in ("multi-user.target.wants", "graphical.target.wants"):
         (system / wants).mkdir(parents=True)
-        (system / wants / "nginx.service").symlink_to("/lib/systemd/system/nginx.service")
+        (system / wants / "nginx.service").symlink_to(target)
     (system / "multi-user.target.wants" / "ssh.service").symlink_to(
         "/lib/systemd/system/ssh.service")
     base.disable_unit(tmp_path, "nginx.service")
