@@ -172,7 +172,7 @@ def expected_sha256(pin: ToolPin) -> tuple[str, str]:
             f"{pin.name} {pin.version}: cannot read the vendor's checksum list "
             f"{source.describe()}: {exc}; {source.fix()}"
         ) from None
-    return checksum_for(text, artefact_name(pin), source.describe()), source.vendor_url
+    return checksum_for(text, artefact_name(pin), source.describe()), source.describe()
 
 
 def checksum_for(checksums: str, filename: str, where: str) -> str:

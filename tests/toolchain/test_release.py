@@ -161,7 +161,8 @@ def test_release_checked_against_the_vendors_checksums_file(layout: Layout, mirr
     [outcome] = ensure(layout, make_pins(fake=table), ["fake"], "release", stream=io.StringIO())
     assert outcome.action == "downloaded", outcome.error
     manifest = json.loads((layout.tool_dir("fake", "1.0.0") / "manifest.json").read_text())
-    assert manifest["details"]["sha256_source"] == sums
+    assert manifest["details"]["sha256_source"] == f"{sums} (fetched from the mirror as {mirror.base}/" \
+        "vendor.example/fake/1.0.0/SUMS)"
     assert manifest["details"]["artefact_sha256"] == sha256(data)
 
 
@@ -173,7 +174,8 @@ def test_release_refused_when_the_checksums_file_disagrees(layout: Layout, mirro
                          format="zip", checksums_url=sums)
     [outcome] = ensure(layout, make_pins(fake=table), ["fake"], "release", stream=io.StringIO())
     assert outcome.action == "failed" and "refusing" in outcome.error
-    assert f"its sha256 is {sha256(data)}, expected {'a' * 64} (from {sums})" in outcome.error
+    assert f"its sha256 is {sha256(data)}, expected {'a' * 64} (from {sums} (fetched from the mirror" \
+        in outcome.error
     assert not (layout.bin_dir("fake", "1.0.0") / "fake").exists()
 
 
