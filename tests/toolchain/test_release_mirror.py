@@ -87,11 +87,6 @@ class Mirror:
     artefacts: dict[str, Artefact]
     base: str = ""
 
-    def path_of(self, vendor_url: str) -> Path:
-        """Where the mirror keeps its copy of a vendor URL (HOST/PATH under its root)."""
-        parts = urllib.parse.urlsplit(vendor_url)
-        return self.root / parts.netloc / parts.path.lstrip("/")
-
     def url_of(self, vendor_url: str) -> str:
         """The mirror's URL for a vendor URL."""
         parts = urllib.parse.urlsplit(vendor_url)
@@ -99,6 +94,12 @@ class Mirror:
 
 
 # --- the toolchain's own binaries, packed as the vendors publish them ------------------------
+
+
+def in_vendor_layout(root: Path, vendor_url: str) -> Path:
+    """Where a mirror rooted at ``root`` keeps its copy of a vendor URL: ``root/HOST/PATH``."""
+    parts = urllib.parse.urlsplit(vendor_url)
+    return root / parts.netloc / parts.path.lstrip("/")
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -148,9 +149,7 @@ def pack(fmt: str, members: list[tuple[str, Path]], dest: Path) -> None:
 
 def publish_checksum_list(mirror_root: Path, pin: ToolPin, artefact: Artefact) -> None:
     """Add the artefact's line to the vendor's checksum list (with another platform's line)."""
-    vendor_url = pin.expand(pin.release.checksums_url)
-    parts = urllib.parse.urlsplit(vendor_url)
-    path = mirror_root / parts.netloc / parts.path.lstrip("/")
+    path = in_vendor_layout(mirror_root, pin.expand(pin.release.checksums_url))
     path.parent.mkdir(parents=True, exist_ok=True)
     name = artefact.vendor_url.rsplit("/", 1)[-1]
     other = name.replace("linux", "darwin")
@@ -176,8 +175,7 @@ def pack_mirror(root: Path) -> Mirror:
     artefacts = {}
     for name, pin in pins.tools.items():
         vendor_url = pin.expand(pin.release.url)
-        parts = urllib.parse.urlsplit(vendor_url)
-        dest = tree / parts.netloc / parts.path.lstrip("/")
+        dest = in_vendor_layout(tree, vendor_url)
         pack(pin.release.format, release_members(layout, pin), dest)
         artefacts[name] = Artefact(vendor_url, dest, sha256_file(dest))
         if pin.release.checksums_url:
