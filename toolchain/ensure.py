@@ -127,21 +127,16 @@ def install_atomically(stage: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def release_unverifiable(pin: ToolPin, source: str) -> bool:
-    """True when the release source has nothing to check this tool's download against."""
-    return (source == "release" and not pin.release.sha256_pinned and not pin.release.checksums_url
-            and not pin.build.unavailable)
-
-
 def precheck(pin: ToolPin, source: str) -> None:
     """Refuse early (before any log or download) when the source cannot provide the tool."""
     if source == "release":
         if not pin.release.checksums_url:
             release.require_pinned_sha256(pin)
+        release.source_of(release.artefact_url(pin))  # a bad URL or mirror: refused before any log
     elif pin.build.unavailable:
         raise UnavailableError(
             f"{pin.name} {pin.version} cannot be built from source here: "
-            f"{pin.build.unavailable}; use --source release (needs its sha256 pinned)"
+            f"{pin.build.unavailable}; use --source release"
         )
 
 
@@ -183,10 +178,6 @@ def ensure_tool(layout: Layout, pins: Pins, pin: ToolPin, source: str, progress:
                 return Outcome(pin.name, pin.version, "cached", elapsed)
             if problem != "not installed":
                 progress.say(pin, f"cached copy unusable ({problem}); reinstalling")
-            if release_unverifiable(pin, source) and shutil.which("go"):
-                progress.say(pin, "no sha256 is on record for its official release; building it "
-                             "from source instead")
-                source = "build"
             precheck(pin, source)
             layout.logs.mkdir(parents=True, exist_ok=True)
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -200,7 +191,7 @@ def ensure_tool(layout: Layout, pins: Pins, pin: ToolPin, source: str, progress:
         progress.say(pin, f"FAILED after {format_seconds(elapsed)}: {exc}")
         return Outcome(pin.name, pin.version, "failed", elapsed, str(exc))
     elapsed = time.monotonic() - start
-    action = "built" if source == "build" else "downloaded"  # the source may have fallen back
+    action = "built" if source == "build" else "downloaded"
     progress.say(pin, f"{action} in {format_seconds(elapsed)}")
     return Outcome(pin.name, pin.version, action, elapsed)
 
@@ -228,9 +219,11 @@ def _release_installer(layout: Layout) -> Installer:
 
     def install(pin: ToolPin, stage: Path, log_path: Path) -> tuple[list[str], dict[str, Any]]:
         with log_path.open("a", encoding="utf-8") as log:
-            log.write(f"# {pin.name} {pin.version} from {release.artefact_url(pin)}\n")
+            log.write(f"# {pin.name} {pin.version} from "
+                      f"{release.source_of(release.artefact_url(pin)).describe()}\n")
             names, details = release.install_release(pin, layout.downloads, stage)
-            log.write(f"verified sha256 {pin.release.sha256}; installed {', '.join(names)}\n")
+            log.write(f"verified sha256 {details['artefact_sha256']} (from {details['sha256_source']}); "
+                      f"installed {', '.join(names)}\n")
         return names, dict(details)
 
     return install

@@ -260,7 +260,7 @@ def build_tool(ctx: GoContext, stage: Path) -> tuple[list[str], dict[str, Any]]:
     if pin.build.unavailable:
         raise UnavailableError(
             f"{pin.name} {pin.version} cannot be built from source here: "
-            f"{pin.build.unavailable}; use --source release (needs its sha256 pinned)"
+            f"{pin.build.unavailable}; use --source release"
         )
     src = stage / "src"
     bin_dir = stage / "bin"

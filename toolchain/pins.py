@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -12,6 +13,8 @@ from typing import Any
 from toolchain.errors import PinError
 
 PINS_FILE = Path(__file__).with_name("versions.toml")
+#: A site's own pin file instead of the project's (its versions, sha256 values, URLs).
+VERSIONS_ENV = "HASHICLUSTER_VERSIONS"
 
 #: Value of ``release.sha256`` meaning "not looked up yet".
 SHA256_PLACEHOLDER = "TODO"
@@ -444,13 +447,23 @@ def parse_pins(data: Mapping[str, Any]) -> Pins:
     return Pins(settings=settings, tools=tools, extras={k: v for k, v in extras.items() if v})
 
 
-def load_pins(path: Path = PINS_FILE) -> Pins:
-    """Read and validate a pin file (default: the ``versions.toml`` beside this module)."""
+def pins_file() -> Path:
+    """The pin file in use: ``$HASHICLUSTER_VERSIONS`` when set, else the project's versions.toml."""
+    value = os.environ.get(VERSIONS_ENV, "").strip()
+    return Path(value) if value else PINS_FILE
+
+
+def load_pins(path: Path | None = None) -> Pins:
+    """Read and validate a pin file (default: :func:`pins_file`)."""
+    path = path or pins_file()
+    from_env = path != PINS_FILE and path == pins_file()
+    where = f"pin file {path}" + (f" (${VERSIONS_ENV})" if from_env else "")
+    fix = f"; point ${VERSIONS_ENV} at a versions.toml, or unset it for the project's" if from_env else ""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise PinError(f"pin file {path} does not exist") from None
+        raise PinError(f"{where} does not exist{fix}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise PinError(f"pin file {path} is not valid TOML: {exc}") from None
+        raise PinError(f"{where} is not valid TOML: {exc}{fix}") from None
     return parse_pins(data)

@@ -7,7 +7,7 @@ import shlex
 from toolchain.errors import ToolchainError
 from toolchain.manifest import read_manifest
 from toolchain.paths import Layout
-from toolchain.pins import Pins
+from toolchain.pins import Pins, ToolPin
 
 PULUMI_SETTINGS = {
     "PULUMI_SKIP_UPDATE_CHECK": "true",
@@ -73,7 +73,7 @@ def status_lines(layout: Layout, pins: Pins) -> list[str]:
         manifest = read_manifest(layout.tool_dir(pin.name, pin.version))
         if manifest is None:
             build = "build unavailable" if pin.build.unavailable else "buildable"
-            sha = "sha256 pinned" if pin.release.sha256_pinned else "sha256 TODO"
+            sha = release_check(pin)
             lines.append(f"{pin.spec:<24} {pin.version:<10} missing ({build}; release {sha})")
             continue
         size = sum(f.size for f in manifest.files) / 1e6
@@ -85,6 +85,13 @@ def status_lines(layout: Layout, pins: Pins) -> list[str]:
     if others:
         lines.append("other cached versions: " + ", ".join(others))
     return lines
+
+
+def release_check(pin: ToolPin) -> str:
+    """How the release artefact is verified, for `status`."""
+    if pin.release.sha256_pinned:
+        return "sha256 pinned"
+    return "sha256 from the vendor's checksum list" if pin.release.checksums_url else "sha256 TODO"
 
 
 def _other_versions(layout: Layout, pins: Pins) -> list[str]:

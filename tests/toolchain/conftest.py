@@ -1,16 +1,28 @@
-"""Fixtures for the toolchain tests: a private cache dir and a 127.0.0.1 file server."""
+"""Fixtures for the toolchain tests: a private cache dir, a 127.0.0.1 file server and a
+release mirror served from it."""
 
 from __future__ import annotations
 
 import functools
 import http.server
 import threading
+import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from toolchain.paths import Layout
+from toolchain.pins import VERSIONS_ENV
+from toolchain.release import MIRROR_ENV
+
+
+@pytest.fixture(autouse=True)
+def no_site_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests start without a site's mirror or pin file from the caller's environment."""
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    monkeypatch.delenv(VERSIONS_ENV, raising=False)
 
 
 @pytest.fixture
@@ -42,3 +54,32 @@ def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """A release mirror: files in the vendors' layout (``HOST/PATH``) under ``root``, served
+    at ``base``."""
+
+    root: Path
+    base: str
+
+    def path_of(self, vendor_url: str) -> Path:
+        """Where the mirror keeps its copy of a vendor URL."""
+        parts = urllib.parse.urlsplit(vendor_url)
+        return self.root / parts.netloc / parts.path.lstrip("/")
+
+    def publish(self, vendor_url: str, data: bytes) -> str:
+        """Serve ``data`` as the mirror's copy of ``vendor_url``; return the vendor URL."""
+        path = self.path_of(vendor_url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return vendor_url
+
+
+@pytest.fixture
+def mirror(http_root: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> Mirror:
+    """A mirror on 127.0.0.1, set as $HASHICLUSTER_RELEASE_MIRROR."""
+    root, base = http_root
+    monkeypatch.setenv(MIRROR_ENV, base + "/mirror")
+    return Mirror(root / "mirror", base + "/mirror")

@@ -270,9 +270,10 @@ def test_local_sources_digest_follows_the_go_files(tmp_path: Path) -> None:
     assert gobuild.local_sources_digest(make_pins(fake=tool_table()).tool("fake"), tmp_path) == ""
 
 
-def test_release_without_a_known_sha256_is_built_when_go_is_there(
+def test_release_without_anything_to_verify_is_refused_even_when_go_is_there(
     fake_go: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """--source release downloads and verifies, or refuses: it never switches to a Go build."""
     monkeypatch.setenv("HASHICLUSTER_CACHE", str(tmp_path / "cache"))
     from toolchain.paths import Layout
 
@@ -280,9 +281,9 @@ def test_release_without_a_known_sha256_is_built_when_go_is_there(
     table["release"]["sha256"] = "TODO"
     out = io.StringIO()
     [outcome] = ensure(Layout.from_env(), make_pins(fake=table), ["fake"], "release", stream=out)
-    assert outcome.action == "built", out.getvalue()
-    assert "building it from source instead" in out.getvalue()
-    assert any(c.startswith("build") for c in calls(fake_go))
+    assert outcome.action == "failed", out.getvalue()
+    assert "nothing to verify its release artefact" in outcome.error
+    assert calls(fake_go) == []
 
 
 def _with_old_version(**build: Any) -> dict[str, Any]:

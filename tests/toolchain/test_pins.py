@@ -9,7 +9,7 @@ import pytest
 
 from tests.toolchain.helpers import make_pins, pins_data, tool_table, with_release
 from toolchain.errors import PinError
-from toolchain.pins import SHA256_PLACEHOLDER, load_pins, parse_pins
+from toolchain.pins import PINS_FILE, SHA256_PLACEHOLDER, VERSIONS_ENV, load_pins, parse_pins, pins_file
 
 
 def test_project_pin_file_is_valid() -> None:
@@ -32,8 +32,48 @@ def test_project_pins_stay_on_open_source_versions() -> None:
 
 
 def test_every_release_sha256_is_pinned_or_the_placeholder() -> None:
-    for pin in load_pins().tools.values():
+    for pin in load_pins().all_pins():
         assert pin.release.sha256_pinned or pin.release.sha256 == SHA256_PLACEHOLDER
+
+
+def test_every_release_can_be_verified_without_go() -> None:
+    """A placeholder sha256 needs the vendor's checksum list: release users have no Go to fall
+    back on."""
+    unverifiable = [
+        pin.spec for pin in load_pins().all_pins()
+        if not pin.release.sha256_pinned and not pin.release.checksums_url
+    ]
+    assert unverifiable == [], (
+        f"{unverifiable}: sha256 = {SHA256_PLACEHOLDER!r} without a checksums_url in versions.toml; "
+        "pin the release's sha256 or name the vendor's checksum list"
+    )
+
+
+def test_release_urls_are_the_vendors_https_ones() -> None:
+    for pin in load_pins().all_pins():
+        for url in (pin.release.url, pin.release.checksums_url):
+            assert not url or url.startswith("https://"), f"{pin.spec}: {url}"
+
+
+def test_command_provider_release_is_checked_against_pulumis_checksum_list() -> None:
+    pin = load_pins().tool("pulumi-resource-command")
+    release = "https://github.com/pulumi/pulumi-command/releases/download/v1.2.1"
+    assert pin.expand(pin.release.url) == f"{release}/pulumi-resource-command-v1.2.1-linux-amd64.tar.gz"
+    assert pin.expand(pin.release.checksums_url) == f"{release}/pulumi-command_1.2.1_checksums.txt"
+    assert [m.path for m in pin.release.members] == ["pulumi-resource-command"]
+
+
+def test_a_sites_own_pin_file_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "versions.toml"
+    text = PINS_FILE.read_text(encoding="utf-8").replace('version = "1.6.3"', 'version = "1.6.4"')
+    site.write_text(text, encoding="utf-8")
+    assert pins_file() == PINS_FILE
+    monkeypatch.setenv(VERSIONS_ENV, str(site))
+    assert pins_file() == site
+    assert load_pins().tool("nomad").version == "1.6.4"
+    monkeypatch.setenv(VERSIONS_ENV, str(tmp_path / "missing.toml"))
+    with pytest.raises(PinError, match=rf"missing.toml \(\${VERSIONS_ENV}\) does not exist; point"):
+        load_pins()
 
 
 def test_expand_fills_version_commit_and_date() -> None:
