@@ -127,15 +127,23 @@ def nginx_binary() -> str:
     return found
 
 
+NGINX_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
 def write_nginx_tree(root: Path, conf: str, generated: dict[str, str] | None = None) -> Path:
     """nginx.conf and the generated files under ROOT, with /etc/nginx and the log and pid
     paths moved there; returns the nginx.conf to pass to `nginx -c`."""
     etc, logs = root / "etc-nginx", root / "log"
-    for d in (etc / "conf.d", etc / "locations.d", logs):
+    for d in (etc / "conf.d", etc / "locations.d", logs, root / "temp"):
         d.mkdir(parents=True, exist_ok=True)
     (etc / "mime.types").write_text("types {\n    text/html html;\n    text/plain txt;\n}\n")
     moved = (conf.replace("/etc/nginx/", f"{etc}/").replace("/var/log/nginx/", f"{logs}/")
              .replace("/run/nginx.pid", f"{root}/nginx.pid"))
+    # nginx makes its temporary directories at start, at paths built into the binary
+    # (/var/lib/nginx/... for Debian's, which its package creates): keep them in ROOT too.
+    temps = "".join(f"    {kind}_temp_path {root}/temp/{kind};\n" for kind in NGINX_TEMP_PATHS)
+    assert "\nhttp {\n" in moved, "the template's http block"
+    moved = moved.replace("\nhttp {\n", "\nhttp {\n" + temps, 1)
     (etc / "nginx.conf").write_text(moved)
     for path, content in (generated or {}).items():
         (etc / path.removeprefix("/etc/nginx/")).write_text(content)
