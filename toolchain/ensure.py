@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import os
 import shutil
 import sys
@@ -19,6 +18,7 @@ from typing import Any, TextIO
 
 from toolchain import gobuild, release
 from toolchain.errors import ToolchainError, UnavailableError
+from toolchain.locks import exclusive_lock
 from toolchain.manifest import (
     Manifest,
     describe_files,
@@ -85,12 +85,8 @@ def tool_lock(layout: Layout, tool: str) -> Iterator[None]:
     """Hold an exclusive lock for one tool so concurrent ensures do not collide."""
     path = layout.lock_file(tool)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with exclusive_lock(path):
+        yield
 
 
 def required_names(pin: ToolPin, source: str) -> list[str]:

@@ -18,14 +18,12 @@ Language hosts are not plugins of the cache: Pulumi runs the ones it bundles (su
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
+from toolchain.locks import exclusive_lock
 from toolchain.manifest import read_manifest
 from toolchain.paths import Layout
 from toolchain.pins import Pins
@@ -83,17 +81,6 @@ def install_plugin(plugins: Path, dir_name: str, binary: str, target: Path) -> P
 def links_to(link: Path, target: Path) -> bool:
     """True when ``link`` is a symlink whose text is ``target``."""
     return link.is_symlink() and os.readlink(link) == str(target)
-
-
-@contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on ``path`` (created if needed, never deleted)."""
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def mark_partial(path: Path) -> None:
