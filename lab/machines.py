@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import base, cgroups, deps, log, mounts, netns, proc, sshkeys
+from lab import base, cgroups, deps, hostlimits, log, mounts, netns, proc, sshkeys
 from lab.errors import LabError
 from lab.locks import locked
 from lab.names import (
@@ -345,6 +345,7 @@ def up(paths: Paths, name: str, address: str, prefix_len: int, hostname: str | N
         log.info(f"removing what an earlier, interrupted {name} left behind")
         with machine_lock(paths, name):
             teardown(paths, name, timeout=10)
+    hostlimits.ensure_inotify_instances(len(netns.lab_namespaces()) + 1)
     rec, created = _reserve(paths, name, addr, prefix_len, hostname, suite, sysctls, mirror)
     try:
         host_key = _boot(paths, rec)
