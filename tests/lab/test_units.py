@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import base, forward, mounts, sshkeys
+from lab import base, deps, forward, mounts, sshkeys
 from lab.cli import parser
 from lab.errors import LabError
 from lab.names import (
@@ -229,3 +229,14 @@ def test_cli_parses_exec_and_up() -> None:
         "m", "10.210.1.11", 16, [("net.ipv4.ip_forward", "1")])
     with pytest.raises(SystemExit):
         parser().parse_args(["up", "m", "--address", "10.210.1.11", "--sysctl", "kernel.x=1"])
+
+
+def test_without_debians_keyring_the_package_is_named(tmp_path: Path) -> None:
+    """An Ubuntu host: debootstrap is there, Debian's archive keyring is not."""
+    missing_keyring = tmp_path / "debian-archive-keyring.gpg"
+    assert "debian-archive-keyring" in deps.missing_packages(["debootstrap"], keyring=missing_keyring)
+    with pytest.raises(LabError, match="apt-get install debian-archive-keyring"):
+        deps.require_debian_keyring(missing_keyring)
+    missing_keyring.write_text("keys")
+    assert "debian-archive-keyring" not in deps.missing_packages(["debootstrap"], keyring=missing_keyring)
+    deps.require_debian_keyring(missing_keyring)
