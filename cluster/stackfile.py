@@ -1,6 +1,7 @@
 """What `./run` needs to know of a stack before Pulumi runs, read from its stack file.
 
-    python3 -m cluster.stackfile provider stacks/lab.yaml     # prints nspawn, vagrant, ...
+    python3 -m cluster.stackfile provider Pulumi.lab.yaml     # prints nspawn, vagrant, ...
+    python3 -m cluster.stackfile same-config stacks/lab.yaml Pulumi.lab.yaml   # exit 0 or 1
 
 The machine provider decides where Pulumi runs (inside the lab network or on the host) and
 whether root is needed (the lab) or not (Vagrant VMs). The program itself validates the
