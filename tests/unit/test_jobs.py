@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -129,6 +130,21 @@ def test_server_answers_logs_and_stops_on_sigterm() -> None:
            "NOMAD_ALLOC_ID": "alloc-xyz"}
     proc = subprocess.Popen([sys.executable, str(FIB_PY)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+    stdout = proc.stdout
+    assert stdout is not None
+    lines: list[str] = []
+    # The server logs a request after its reply went out, so the client can see the reply
+    # before the line is written: the lines are collected as they come and waited for.
+    reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in stdout),
+                              daemon=True)
+    reader.start()
+
+    def wait_for_lines(what: str, count: int) -> None:
+        deadline = time.monotonic() + 10
+        while sum(what in line for line in list(lines)) < count:
+            assert time.monotonic() < deadline, f"no {count} lines with {what!r}: {lines}"
+            time.sleep(0.05)
+
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -142,13 +158,15 @@ def test_server_answers_logs_and_stops_on_sigterm() -> None:
         status, body = get(f"http://127.0.0.1:{port}/fib/20")
         assert (status, body["fib"], body["instance"]) == (200, 6765, "alloc-xyz")
         assert get(f"http://127.0.0.1:{port}/fib/x")[0] == 400
+        wait_for_lines('"GET /', 3)
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=10)
-    assert proc.returncode == 0, out
-    lines = out.splitlines()
+        proc.wait(timeout=10)
+        reader.join(timeout=10)
+    assert proc.returncode == 0, lines
     assert lines[0].startswith("fib: instance alloc-xyz listening on http://127.0.0.1:")
-    assert sum('"GET /fib/' in line for line in lines) == 2, out
+    assert [line.split('"')[1] for line in lines if '"GET /' in line] == \
+        ["GET /health", "GET /fib/20", "GET /fib/x"], lines
     assert lines[-2:] == ["fib: SIGTERM, shutting down", "fib: stopped"]
 
 
