@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from lab import base, clean, deps, forward, machines, netns, sshkeys
+from lab import base, clean, deps, forward, hostkind, machines, netns, sshkeys
 from lab.errors import LabError
 from lab.names import LAB_NETWORK, SWITCH_NETNS, check_name
 from lab.paths import DEFAULT_SUITE, Paths
@@ -108,8 +108,13 @@ def parser() -> argparse.ArgumentParser:
                     help="seconds to wait for a clean power-off before SIGKILL "
                     "(default: %(default)s)")
 
-    s = verbs.add_parser("status", help="every machine: name, address, running, pid")
+    s = verbs.add_parser("status", help="the host kind, then every machine: name, address, "
+                         "running, pid")
     s.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+
+    hk = verbs.add_parser("host", help="what kind of host this is (systemd as PID 1? cgroup v1 or "
+                          "v2?) and how the lab runs machines on it")
+    hk.add_argument("--json", action="store_true", help="a JSON object instead of a sentence")
 
     e = verbs.add_parser("exec", help="run a command inside the lab network namespace",
                          description="Run CMD inside hcl-lab (creating the lab network if "
@@ -180,11 +185,18 @@ def _cmd_status(paths: Paths, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    print(f"host: {hostkind.current().describe()}")
     print(f"{'NAME':<28} {'ADDRESS':<15} {'STATE':<8} {'PID':>7} {'MEMORY':>9}")
     for r in rows:
         mem = f"{r['memory_bytes'] / 2**20:.0f} MiB" if r["memory_bytes"] else "-"
         print(f"{r['name']:<28} {r['address'] or '?':<15} "
               f"{'running' if r['running'] else 'stopped':<8} {r['pid'] or '-':>7} {mem:>9}")
+    return 0
+
+
+def _cmd_host(paths: Paths, args: argparse.Namespace) -> int:
+    kind = hostkind.current()
+    print(json.dumps(kind.as_dict()) if args.json else kind.describe())
     return 0
 
 
@@ -254,7 +266,7 @@ def _cmd_deps(paths: Paths, args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[Paths, argparse.Namespace], int]] = {
     "deps": _cmd_deps, "base": _cmd_base, "up": _cmd_up, "down": _cmd_down, "stop": _cmd_stop,
-    "status": _cmd_status, "exec": _cmd_exec, "ssh": _cmd_ssh, "forward": _cmd_forward,
+    "status": _cmd_status, "host": _cmd_host, "exec": _cmd_exec, "ssh": _cmd_ssh, "forward": _cmd_forward,
     "_forwarder": _cmd_forwarder, "clean-all": _cmd_clean_all,
 }
 
