@@ -169,6 +169,7 @@ def build(paths: Paths, suite: str, mirror: str | None = None) -> Path:
     """debootstrap SUITE into a temporary directory, prepare it, rename it into place."""
     deps.require_root()
     deps.require(*deps.BASE_PROGRAMS)
+    deps.require_debian_keyring()
     base = path(paths, suite)
     mirror = mirror or host_mirror(suite)
     paths.base_dir.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from lab import log
 from lab.errors import LabError
@@ -23,6 +24,11 @@ PROGRAMS: dict[str, str] = {
     "umount": "mount",
 }
 
+# debootstrap checks Debian's Release files against this keyring. Debian hosts have it;
+# Ubuntu and others do not unless the package is installed.
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+DEBIAN_KEYRING_PACKAGE = "debian-archive-keyring"
+
 # What each lab verb needs on the host.
 BASE_PROGRAMS = ("debootstrap",)
 MACHINE_PROGRAMS = ("systemd-nspawn", "ip", "ssh", "ssh-keygen", "nsenter", "setsid", "mount",
@@ -30,10 +36,23 @@ MACHINE_PROGRAMS = ("systemd-nspawn", "ip", "ssh", "ssh-keygen", "nsenter", "set
 NETWORK_PROGRAMS = ("ip", "nsenter")
 
 
-def missing_packages(programs: tuple[str, ...] | list[str] = tuple(PROGRAMS)) -> list[str]:
-    """The Debian packages to install so that every program in PROGRAMS is on PATH."""
+def missing_packages(programs: tuple[str, ...] | list[str] = tuple(PROGRAMS),
+                     keyring: Path = DEBIAN_KEYRING) -> list[str]:
+    """The packages to install so that every program in PROGRAMS is on PATH (and, when
+    debootstrap is among them, Debian's archive keyring is in place)."""
     packages = [PROGRAMS[p] for p in programs if shutil.which(p) is None]
+    if "debootstrap" in programs and not keyring.exists():
+        packages.append(DEBIAN_KEYRING_PACKAGE)
     return sorted(set(packages))
+
+
+def require_debian_keyring(keyring: Path = DEBIAN_KEYRING) -> None:
+    """Fail early, naming the package, if debootstrap cannot check Debian's archive."""
+    if not keyring.exists():
+        raise LabError(f"{keyring} is missing: debootstrap of the lab's Debian base checks "
+                       "Debian's archive with it (Ubuntu and other non-Debian hosts do not have "
+                       "it by default)",
+                       f"apt-get install {DEBIAN_KEYRING_PACKAGE} (or `python3 -m lab deps`)")
 
 
 def require(*programs: str) -> None:
