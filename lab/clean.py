@@ -61,8 +61,6 @@ def clean_all(paths: Paths, purge: bool = False) -> None:
         with ThreadPoolExecutor(max_workers=8) as pool:
             for result in pool.map(lambda n: machines.stop(paths, n, CLEAN_STOP_TIMEOUT), names):
                 del result
-    if hostkind.uses_systemd():
-        units.stop_slice()
     for path in cgroups.lab_cgroups():
         cgroups.remove(path)
     cgroups.remove_empty_parents()

@@ -57,7 +57,7 @@ class HostKind:
         init = "systemd is PID 1" if self.systemd_pid1 else "systemd is not PID 1"
         if self.manager == SYSTEMD:
             how = ("each machine runs in a transient systemd service of its own "
-                   "(hashicluster-lab-NAME.service, Delegate=yes) in hashicluster-lab.slice")
+                   "(hashicluster-lab-NAME.service, Delegate=yes) in machine.slice")
             how += (", registered with systemd-machined (`machinectl list`)"
                     if self.registers_with_machined else
                     ", not registered with systemd-machined (no D-Bus system bus)")

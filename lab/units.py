@@ -2,13 +2,15 @@
 
 Each machine's systemd-nspawn is the main process of its own service,
 
-    hashicluster-lab-NAME.service in hashicluster-lab.slice, Delegate=yes,
+    hashicluster-lab-NAME.service in machine.slice, Delegate=yes,
 
 started with `systemd-run` the way systemd's own systemd-nspawn@.service runs containers:
 nspawn keeps that unit (--keep-unit) and registers it with systemd-machined; the delegated
 cgroup is the machine's to manage; a reboot inside (exit code 133) starts it again; stopping
 the unit sends SIGTERM to nspawn (the machine powers off), then SIGKILL to whatever is left.
 The unit is collected once it stops, failed or not, so nothing of a machine outlives it.
+machine.slice is systemd's own slice for containers and VMs (nspawn@.service uses it too),
+so the lab adds no slice that would stay behind once its last machine is gone.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from lab import proc
 from lab.errors import LabError
 
-SLICE = "hashicluster-lab.slice"
+SLICE = "machine.slice"
 UNIT_PREFIX = "hashicluster-lab-"
 UNIT_SUFFIX = ".service"
 REBOOT_EXIT = "133"  # systemd-nspawn's exit code when the machine asked for a reboot
@@ -114,8 +116,3 @@ def lab_units() -> list[str]:
 def lab_machines() -> list[str]:
     """The machine names of every lab service systemd knows."""
     return [m for m in (machine_of(u) for u in lab_units()) if m]
-
-
-def stop_slice() -> None:
-    """Stop the lab's slice, so that nothing started in it is left (for clean-all)."""
-    proc.run(["systemctl", "stop", SLICE], check=False, timeout=60)

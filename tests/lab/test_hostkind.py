@@ -76,7 +76,7 @@ def test_as_dict_names_facts_and_decision() -> None:
 def test_unit_names_round_trip() -> None:
     assert units.unit_name("lab-client1") == "hashicluster-lab-lab-client1.service"
     assert units.machine_of("hashicluster-lab-lab-client1.service") == "lab-client1"
-    assert units.machine_of("hashicluster-lab.slice") is None
+    assert units.machine_of("machine.slice") is None
     assert units.machine_of("ssh.service") is None
 
 
@@ -84,7 +84,7 @@ def test_run_command_delegates_and_restarts_on_reboot(tmp_path: Path) -> None:
     cmd = units.run_command("m1", ["systemd-nspawn", "--boot"], tmp_path / "console.log", 30)
     assert cmd[0] == "systemd-run"
     assert "--unit=hashicluster-lab-m1.service" in cmd
-    assert "--slice=hashicluster-lab.slice" in cmd
+    assert "--slice=machine.slice" in cmd
     assert "--collect" in cmd
     props = dict(a.removeprefix("--property=").split("=", 1) for a in cmd
                  if a.startswith("--property="))
@@ -112,7 +112,6 @@ def mock_systemd_host(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     kind = hostkind.HostKind(systemd_pid1=True, cgroup_layout="unified", system_bus=True)
     monkeypatch.setattr(hostkind, "current", lambda: kind)
     monkeypatch.setattr(units, "stop", lambda name, timeout: calls.append(("stop", name)))
-    monkeypatch.setattr(units, "stop_slice", lambda: calls.append(("stop_slice", "")))
     monkeypatch.setattr(units, "lab_machines", lambda: ["from-a-unit"])
     return calls
 
