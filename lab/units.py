@@ -63,14 +63,19 @@ def start(name: str, nspawn: list[str], console: Path, stop_timeout: float) -> N
              fix=f"read {console} and `journalctl -u {unit_name(name)}`")
 
 
+def properties(text: str) -> dict[str, str]:
+    """`systemctl show` output (KEY=VALUE lines, in systemd's order) as a dict."""
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
 def state(name: str) -> str:
     """The service's ActiveState ('' when systemd does not know it)."""
-    result = proc.run(["systemctl", "show", "--property=ActiveState,LoadState", "--value",
-                       unit_name(name)], check=False)
-    values = result.stdout.split()
-    if result.returncode != 0 or len(values) < 2 or values[1] == "not-found":
+    result = proc.run(["systemctl", "show", "--property=ActiveState,LoadState", unit_name(name)],
+                      check=False)
+    found = properties(result.stdout)
+    if result.returncode != 0 or found.get("LoadState", "not-found") == "not-found":
         return ""
-    return values[0]
+    return found.get("ActiveState", "")
 
 
 def memory_bytes(name: str) -> int | None:

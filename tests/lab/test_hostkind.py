@@ -135,3 +135,8 @@ def test_missing_keyring_names_the_package(tmp_path: Path) -> None:
     assert "apt-get install debian-archive-keyring" in (err.value.fix or "")
     assert deps.missing_packages(["debootstrap"], keyring=tmp_path / "none") == \
         sorted({"debian-archive-keyring"} | set(deps.missing_packages(["debootstrap"])))
+
+
+def test_systemctl_show_is_read_by_key_not_by_order() -> None:
+    found = units.properties("LoadState=loaded\nActiveState=active\nDescription=a = b\n")
+    assert found == {"LoadState": "loaded", "ActiveState": "active", "Description": "a = b"}
