@@ -34,8 +34,11 @@ examples:
 
 environment: HASHICLUSTER_CACHE (default /var/cache/hashicluster; the base is in
 <cache>/lab/base-<suite>-<hash of its package list>), HASHICLUSTER_LAB_STATE (default
-/var/lib/hashicluster/lab), HASHICLUSTER_LAB_RUNTIME (default /run/hashicluster/lab).
+/var/lib/hashicluster/lab), HASHICLUSTER_LAB_RUNTIME (default /run/hashicluster/lab),
+HASHICLUSTER_LAB_UP_TIMEOUT (the default of `up --timeout`, for slow hosts where `up` is run
+by the Pulumi program: HASHICLUSTER_LAB_UP_TIMEOUT=600 ./run up).
 """
+UP_TIMEOUT_ENV = "HASHICLUSTER_LAB_UP_TIMEOUT"
 FORWARD_HELP = """\
 Loopback forwards from the host's network namespace into the lab.
 
@@ -57,6 +60,18 @@ def _sysctl(text: str) -> tuple[str, str]:
     if not sep or not key.startswith("net."):
         raise argparse.ArgumentTypeError(f"{text!r} is not net.KEY=VALUE")
     return key, value
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds "
+                                         "(check HASHICLUSTER_LAB_UP_TIMEOUT too)")
+    return value
 
 
 def _port(text: str) -> int:
@@ -93,8 +108,9 @@ def parser() -> argparse.ArgumentParser:
                    help="a network sysctl of the machine, set from outside (repeatable)")
     u.add_argument("--suite", default=DEFAULT_SUITE, help="base suite (default: %(default)s)")
     u.add_argument("--mirror", help="Debian mirror, if the base must be built")
-    u.add_argument("--timeout", type=float, default=120.0,
-                   help="seconds to wait until systemd is running (default: %(default)s)")
+    u.add_argument("--timeout", type=_seconds, default=os.environ.get(UP_TIMEOUT_ENV) or "120",
+                   help=f"seconds to wait until systemd is running (default: %(default)s, or "
+                   f"${UP_TIMEOUT_ENV})")
 
     d = verbs.add_parser("down", help="destroy a machine (fine if it does not exist)")
     d.add_argument("name")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab import clean, deps, hostkind, machines, units
+from lab.cli import parser
 from lab.errors import LabError
 from lab.mounts import Mount
 from lab.paths import Paths
@@ -140,3 +141,14 @@ def test_missing_keyring_names_the_package(tmp_path: Path) -> None:
 def test_systemctl_show_is_read_by_key_not_by_order() -> None:
     found = units.properties("LoadState=loaded\nActiveState=active\nDescription=a = b\n")
     assert found == {"LoadState": "loaded", "ActiveState": "active", "Description": "a = b"}
+
+
+def test_up_timeout_default_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HASHICLUSTER_LAB_UP_TIMEOUT", raising=False)
+    assert parser().parse_args(["up", "m1", "--address", "10.210.9.2"]).timeout == 120.0
+    monkeypatch.setenv("HASHICLUSTER_LAB_UP_TIMEOUT", "600")
+    assert parser().parse_args(["up", "m1", "--address", "10.210.9.2"]).timeout == 600.0
+    assert parser().parse_args(["up", "m1", "--address", "10.210.9.2", "--timeout", "5"]).timeout == 5.0
+    monkeypatch.setenv("HASHICLUSTER_LAB_UP_TIMEOUT", "soon")
+    with pytest.raises(SystemExit):
+        parser().parse_args(["up", "m1", "--address", "10.210.9.2"])
