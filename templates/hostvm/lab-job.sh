@@ -15,6 +15,9 @@ failed=0
 # Nothing is downloaded in here: the toolchain is the host's build, the wheels are on the share.
 export HASHICLUSTER_TOOLCHAIN_SOURCE=build PIP_NO_INDEX=1 PIP_FIND_LINKS=$share/wheels
 export HOME=/root LANG=C.UTF-8 TERM=dumb
+# Under QEMU TCG, five machines booting at once on two emulated CPUs need more than the lab's
+# default 120 s each (measured: over 150 s) until ssh answers.
+export HASHICLUSTER_LAB_UP_TIMEOUT=600
 
 phase() {  # phase NAME CMD...: run CMD, print its duration and exit code
   local name=$1 start rc

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from hostvm import image, recipe, share, vm
-from vagrantbox.host import BOOT_TOOLS, BUILD_TOOLS, install_packages, missing_packages
+from vagrantbox.host import BOOT_TOOLS, BUILD_TOOLS, cache_root, install_packages, missing_packages
 
 pytestmark = pytest.mark.hostkinds
 
@@ -47,14 +48,24 @@ def lab_base() -> Path:
     return Path(out.strip())
 
 
-def report(result: vm.RunResult) -> str:
+def run_dir() -> Path:
+    """The last run's logs stay here (job.log, console.log) until the next run."""
+    path = cache_root() / "hostvm" / "last-run"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def report(result: vm.RunResult, logs: Path) -> str:
     """What to read when the run failed: the job's log and the end of the VM's console."""
-    return (f"--- job log (VM serial port 2)\n{result.job_log[-12000:]}\n"
-            f"--- console (VM serial port 1), the end\n{result.console[-4000:]}")
+    return (f"--- job log (VM serial port 2; all of it in {logs / 'job.log'})\n"
+            f"{result.job_log[-20000:]}\n"
+            f"--- console (VM serial port 1; all of it in {logs / 'console.log'}), the end\n"
+            f"{result.console[-4000:]}")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="building the VM image needs root (loop devices)")
-def test_readme_commands_on_a_systemd_cgroup_v2_host(tmp_path: Path) -> None:
+def test_readme_commands_on_a_systemd_cgroup_v2_host() -> None:
     install_packages(missing_packages({**BUILD_TOOLS, **BOOT_TOOLS}))
     timings: dict[str, float] = {}
 
@@ -62,11 +73,15 @@ def test_readme_commands_on_a_systemd_cgroup_v2_host(tmp_path: Path) -> None:
     disk = image.ensure(recipe.VmSpec())
     timings["image (0 when cached)"] = time.monotonic() - started
 
+    logs = run_dir()
     started = time.monotonic()
-    share_disk = share.build(ROOT, lab_base(), JOB.read_text(), tmp_path)
+    share_disk = share.build(ROOT, lab_base(), JOB.read_text(), logs)
     timings["share disk"] = time.monotonic() - started
 
-    result = vm.run(disk, share_disk, tmp_path, TIMEOUT)
+    try:
+        result = vm.run(disk, share_disk, logs, TIMEOUT)
+    finally:
+        share_disk.unlink()
     timings["VM, boot to power-off"] = result.seconds
     phases = lines(result.job_log, "phase")
     for name in PHASES:
@@ -76,18 +91,18 @@ def test_readme_commands_on_a_systemd_cgroup_v2_host(tmp_path: Path) -> None:
     for name, seconds in timings.items():
         print(f"  {name:<28} {seconds:8.1f}")
 
-    assert not result.timed_out, f"the VM did not power off within {TIMEOUT:.0f} s\n" + report(result)
-    assert result.job_exit == 0, f"the VM's job exited {result.job_exit}\n" + report(result)
+    assert not result.timed_out, f"the VM did not power off within {TIMEOUT:.0f} s\n" + report(result, logs)
+    assert result.job_exit == 0, f"the VM's job exited {result.job_exit}\n" + report(result, logs)
     facts = lines(result.job_log, "fact")
-    assert facts["systemd"][:2] == ["systemd", "257"], report(result)
-    assert facts["cgroupfs"] == ["cgroup2fs"], report(result)
-    assert facts["pid1"] == ["systemd"], report(result)
-    assert " ".join(facts["lab-host"]).startswith("systemd is PID 1, cgroup v2 only"), report(result)
-    assert [name for name in PHASES if phases.get(name, ["", "?"])[1] != "0"] == [], report(result)
+    assert facts["systemd"][:2] == ["systemd", "257"], report(result, logs)
+    assert facts["cgroupfs"] == ["cgroup2fs"], report(result, logs)
+    assert facts["pid1"] == ["systemd"], report(result, logs)
+    assert " ".join(facts["lab-host"]).startswith("systemd is PID 1, cgroup v2 only"), report(result, logs)
+    assert [name for name in PHASES if phases.get(name, ["", "?"])[1] != "0"] == [], report(result, logs)
     answers = re.findall(r"^hostvm-fib (.*)$", result.job_log, re.MULTILINE)
-    assert answers, "no answer from the load balancer\n" + report(result)
+    assert answers, "no answer from the load balancer\n" + report(result, logs)
     fib = json.loads(answers[-1])
-    assert (fib["n"], fib["fib"]) == (10, 55), report(result)
+    assert (fib["n"], fib["fib"]) == (10, 55), report(result, logs)
     checks = lines(result.job_log, "check")
     assert {name: checks.get(name, ["missing"])[0] for name in CHECKS} == \
-        dict.fromkeys(CHECKS, "ok"), report(result)
+        dict.fromkeys(CHECKS, "ok"), report(result, logs)
