@@ -32,10 +32,15 @@ class RunResult:
 
 
 def qemu_command(root_disk: Path, share_disk: Path, console: Path, job_log: Path) -> list[str]:
-    """TCG with two threads, no network, both disks copy-on-write (snapshot=on)."""
+    """TCG with two threads, no network, both disks copy-on-write (snapshot=on).
+
+    `-cpu max`: every instruction set extension TCG emulates (AES-NI, SSE4, AVX2 ..). The
+    default qemu64 model has none, so ssh, sha256 and Python fall back to slow generic code.
+    """
     return [
         "qemu-system-x86_64",
         "-accel", "tcg,thread=multi,tb-size=256",
+        "-cpu", "max",
         "-smp", str(CPUS),
         "-m", str(MEMORY_MIB),
         "-display", "none",

@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2317  # functions run through `phase`, `stamp` and `check`
 # Runs inside the test VM (systemd as PID 1, cgroup v2 only), as root, at boot: the README's
 # commands on a clone of the checkout, then a search for anything the lab left behind.
 # The host test reads these lines from the VM's second serial port:
@@ -7,7 +8,7 @@
 #   hostvm-check NAME ok|FAILED     one assertion (FAILED lines are followed by what was found)
 #   hostvm-fib JSON                 the load balancer's answer to /fib/10
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-set -u
+set -u -o pipefail
 share=/var/cache/hashicluster/hostvm
 checkout=/root/hashicluster
 failed=0
@@ -18,6 +19,15 @@ export HOME=/root LANG=C.UTF-8 TERM=dumb
 # Under QEMU TCG, five machines booting at once on two emulated CPUs need more than the lab's
 # default 120 s each (measured: over 150 s) until ssh answers.
 export HASHICLUSTER_LAB_UP_TIMEOUT=600
+
+stamped() {  # prefix each line with the seconds since the job started
+  local line
+  while IFS= read -r line; do printf '[%4ds] %s\n' "$SECONDS" "$line"; done
+}
+
+stamp() {  # stamp CMD...: run CMD with each line of its output stamped
+  "$@" 2>&1 | stamped
+}
 
 phase() {  # phase NAME CMD...: run CMD, print its duration and exit code
   local name=$1 start rc
@@ -66,16 +76,24 @@ phase clone git clone -q "$share/src" "$checkout" || exit 2
 cd "$checkout" || exit 2
 echo "hostvm-fact lab-host $(python3 -m lab host)"
 
-phase up ./run up || failed=1
-phase fib fib || failed=1
+phase up stamp ./run up || failed=1
+if ! phase fib fib; then
+  failed=1
+  echo "--- why: the Nomad agent of one client, the end of its journal"
+  python3 -m lab ssh lab-client1 journalctl -u nomad --no-pager -n 120
+fi
 echo "--- while up"
 python3 -m lab status
 lab_units
 machined_machines
-[ "$(lab_units | grep -c running)" -ge 5 ] && echo "hostvm-check units-while-up ok" \
-  || { echo "hostvm-check units-while-up FAILED"; failed=1; }
+if [ "$(lab_units | grep -c running)" -ge 5 ]; then
+  echo "hostvm-check units-while-up ok"
+else
+  echo "hostvm-check units-while-up FAILED"
+  failed=1
+fi
 
-phase down ./run down || failed=1
+phase down stamp ./run down || failed=1
 echo "--- after down"
 check no-lab-machines lab_machines
 check no-units lab_units

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hostvm import recipe, share, vm
+from vagrantbox.host import install_packages, missing_packages
 
 
 def test_recipe_is_trixie_with_what_run_and_the_lab_install() -> None:
@@ -78,3 +79,11 @@ def test_checkout_stages_the_working_tree_not_ignored_files(tmp_path: Path) -> N
                            text=True).stdout.split()
     assert sorted(files) == [".gitignore", "new", "tracked"]
     assert (dest / "tracked").read_text() == "changed, not committed\n"
+
+
+def test_vm_scripts_pass_shellcheck() -> None:
+    install_packages(missing_packages({"shellcheck": "shellcheck"}))
+    scripts = sorted(str(p) for p in recipe.TEMPLATES.glob("*.sh"))
+    assert len(scripts) == 2
+    result = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
