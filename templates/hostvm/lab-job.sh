@@ -67,6 +67,7 @@ fib() {
   echo "hostvm-fib $answer"
 }
 
+echo "hostvm-fact booted-in $(cut -d" " -f1 /proc/uptime)"  # seconds from the kernel to this job
 echo "hostvm-fact systemd $(systemctl --version | head -1)"
 echo "hostvm-fact cgroupfs $(stat -fc %T /sys/fs/cgroup)"
 echo "hostvm-fact pid1 $(cat /proc/1/comm)"

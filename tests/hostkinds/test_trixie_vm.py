@@ -84,6 +84,9 @@ def test_readme_commands_on_a_systemd_cgroup_v2_host() -> None:
         share_disk.unlink()
     timings["VM, boot to power-off"] = result.seconds
     phases = lines(result.job_log, "phase")
+    booted = lines(result.job_log, "fact").get("booted-in")
+    if booted:
+        timings["VM boot (kernel to the job)"] = float(booted[0])
     for name in PHASES:
         if name in phases:
             timings[f"in the VM: {name}"] = float(phases[name][0])
