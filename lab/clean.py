@@ -2,7 +2,8 @@
 
 It trusts no record: machines are found in the state directory AND by scanning /proc for
 systemd-nspawn processes and restart loops using the lab's directories, in the lab's
-cgroups and among the hcl-* network namespaces. It takes no lock, so it also works when
+cgroups, among systemd's hashicluster-lab-* units (where systemd is PID 1) and among the
+hcl-* network namespaces. It takes no lock, so it also works when
 an earlier lab command hangs while holding one.
 """
 
@@ -13,7 +14,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lab import base, cgroups, deps, forward, log, machines, mounts, netns, proc
+from lab import base, cgroups, deps, forward, hostkind, log, machines, mounts, netns, proc, units
 from lab.errors import LabError
 from lab.names import NETNS_PREFIX, SWITCH_NETNS
 from lab.paths import Paths
@@ -43,6 +44,8 @@ def find_machines(paths: Paths) -> set[str]:
             if name:
                 found.add(name)
     found.update(path.name for path in cgroups.lab_cgroups())
+    if hostkind.uses_systemd():
+        found.update(units.lab_machines())
     found.update(ns.removeprefix(NETNS_PREFIX) for ns in netns.lab_namespaces()
                  if ns != SWITCH_NETNS)
     return found

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from lab import base, clean, deps, forward, machines, netns, sshkeys
+from lab import base, clean, deps, forward, hostkind, machines, netns, sshkeys
 from lab.errors import LabError
 from lab.names import LAB_NETWORK, SWITCH_NETNS, check_name
 from lab.paths import DEFAULT_SUITE, Paths
@@ -34,8 +34,11 @@ examples:
 
 environment: HASHICLUSTER_CACHE (default /var/cache/hashicluster; the base is in
 <cache>/lab/base-<suite>-<hash of its package list>), HASHICLUSTER_LAB_STATE (default
-/var/lib/hashicluster/lab), HASHICLUSTER_LAB_RUNTIME (default /run/hashicluster/lab).
+/var/lib/hashicluster/lab), HASHICLUSTER_LAB_RUNTIME (default /run/hashicluster/lab),
+HASHICLUSTER_LAB_UP_TIMEOUT (the default of `up --timeout`, for slow hosts where `up` is run
+by the Pulumi program: HASHICLUSTER_LAB_UP_TIMEOUT=600 ./run up).
 """
+UP_TIMEOUT_ENV = "HASHICLUSTER_LAB_UP_TIMEOUT"
 FORWARD_HELP = """\
 Loopback forwards from the host's network namespace into the lab.
 
@@ -59,6 +62,18 @@ def _sysctl(text: str) -> tuple[str, str]:
     if not sep or not key.startswith("net."):
         raise argparse.ArgumentTypeError(f"{text!r} is not net.KEY=VALUE")
     return key, value
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds "
+                                         "(check HASHICLUSTER_LAB_UP_TIMEOUT too)")
+    return value
 
 
 def _port(text: str) -> int:
@@ -95,8 +110,9 @@ def parser() -> argparse.ArgumentParser:
                    help="a network sysctl of the machine, set from outside (repeatable)")
     u.add_argument("--suite", default=DEFAULT_SUITE, help="base suite (default: %(default)s)")
     u.add_argument("--mirror", help="Debian mirror, if the base must be built")
-    u.add_argument("--timeout", type=float, default=120.0,
-                   help="seconds to wait until systemd is running (default: %(default)s)")
+    u.add_argument("--timeout", type=_seconds, default=os.environ.get(UP_TIMEOUT_ENV) or "120",
+                   help=f"seconds to wait until systemd is running (default: %(default)s, or "
+                   f"${UP_TIMEOUT_ENV})")
 
     d = verbs.add_parser("down", help="destroy a machine (fine if it does not exist)")
     d.add_argument("name")
@@ -110,8 +126,13 @@ def parser() -> argparse.ArgumentParser:
                     help="seconds to wait for a clean power-off before SIGKILL "
                     "(default: %(default)s)")
 
-    s = verbs.add_parser("status", help="every machine: name, address, running, pid")
+    s = verbs.add_parser("status", help="the host kind, then every machine: name, address, "
+                         "running, pid")
     s.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+
+    hk = verbs.add_parser("host", help="what kind of host this is (systemd as PID 1? cgroup v1 or "
+                          "v2?) and how the lab runs machines on it")
+    hk.add_argument("--json", action="store_true", help="a JSON object instead of a sentence")
 
     e = verbs.add_parser("exec", help="run a command inside the lab network namespace",
                          description="Run CMD inside hcl-lab (creating the lab network if "
@@ -186,11 +207,18 @@ def _cmd_status(paths: Paths, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    print(f"host: {hostkind.current().describe()}")
     print(f"{'NAME':<28} {'ADDRESS':<15} {'STATE':<8} {'PID':>7} {'MEMORY':>9}")
     for r in rows:
         mem = f"{r['memory_bytes'] / 2**20:.0f} MiB" if r["memory_bytes"] else "-"
         print(f"{r['name']:<28} {r['address'] or '?':<15} "
               f"{'running' if r['running'] else 'stopped':<8} {r['pid'] or '-':>7} {mem:>9}")
+    return 0
+
+
+def _cmd_host(paths: Paths, args: argparse.Namespace) -> int:
+    kind = hostkind.current()
+    print(json.dumps(kind.as_dict()) if args.json else kind.describe())
     return 0
 
 
@@ -260,7 +288,7 @@ def _cmd_deps(paths: Paths, args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[Paths, argparse.Namespace], int]] = {
     "deps": _cmd_deps, "base": _cmd_base, "up": _cmd_up, "down": _cmd_down, "stop": _cmd_stop,
-    "status": _cmd_status, "exec": _cmd_exec, "ssh": _cmd_ssh, "forward": _cmd_forward,
+    "status": _cmd_status, "host": _cmd_host, "exec": _cmd_exec, "ssh": _cmd_ssh, "forward": _cmd_forward,
     "_forwarder": _cmd_forwarder, "clean-all": _cmd_clean_all,
 }
 

@@ -1,12 +1,17 @@
 """Machines: `up` (create or boot), `down` (destroy), `status`.
 
 A machine's state directory holds its record (machine.json), the overlay's upper and
-work directories, the mount point of its root (root/) and its console log. It runs as
+work directories, the mount point of its root (root/) and its console log. How its
+systemd-nspawn runs depends on the host (lab.hostkind decides):
 
-    setsid -f sh -c LOOP hashicluster-lab-machine DIR systemd-nspawn ...
+- systemd is PID 1: as the main process of a transient service of its own (lab.units);
+  systemd starts it again when the machine asks for a reboot (exit code 133).
+- otherwise: as
 
-in its own cgroups: the shell loop starts systemd-nspawn again when the machine asks for
-a reboot (exit code 133) and ends when the machine powers off or `down` stops it.
+      setsid -f sh -c LOOP hashicluster-lab-machine DIR systemd-nspawn ...
+
+  in cgroups the lab makes (lab.cgroups): the shell loop starts systemd-nspawn again when
+  the machine asks for a reboot and ends when the machine powers off or `down` stops it.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import base, cgroups, deps, hostlimits, log, mounts, netns, proc, sshkeys
+from lab import base, cgroups, deps, hostkind, hostlimits, log, mounts, netns, proc, sshkeys, units
 from lab.errors import LabError
 from lab.locks import locked
 from lab.names import (
@@ -223,13 +228,17 @@ def personalize(paths: Paths, rec: Record, root: Path) -> None:
     keys.chmod(0o600)
 
 
-def nspawn_command(rec: Record, root: Path) -> list[str]:
-    """The systemd-nspawn command that boots the machine (see the module docstring)."""
+def nspawn_command(rec: Record, root: Path, register: bool) -> list[str]:
+    """The systemd-nspawn command that boots the machine (see the module docstring).
+
+    --keep-unit always: nspawn runs in the unit (or the lab's cgroups) it was started in
+    rather than making a scope of its own. REGISTER: tell systemd-machined about it
+    (only where systemd is PID 1 with a system bus).
+    """
     return [
         "systemd-nspawn", f"--directory={root}", f"--machine={rec.name}",
         f"--hostname={rec.hostname}", "--boot",
-        # no systemd on the host: no machined registration, no scope unit
-        "--register=no", "--keep-unit",
+        f"--register={'yes' if register else 'no'}", "--keep-unit",
         f"--network-namespace-path={netns.netns_path(rec.netns)}",
         "--console=read-only", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
     ]
@@ -246,21 +255,31 @@ def start(paths: Paths, rec: Record) -> None:
     netns.create_machine_net(rec.name, ipaddress.IPv4Address(rec.address), rec.prefix_len,
                              rec.sysctls)
     d.stop_file.unlink(missing_ok=True)
-    cgroup_paths = cgroups.machine_cgroups(rec.name)
+    kind = hostkind.current()
+    nspawn = nspawn_command(rec, d.root, kind.registers_with_machined)
     with d.console.open("ab") as console:
-        console.write(f"--- lab: starting {rec.name} at {time.ctime()}\n".encode())
-        console.flush()
-        subprocess.run(
-            ["setsid", "-f", "sh", "-c", SUPERVISOR_LOOP, SUPERVISOR_TAG, str(d.dir),
-             *nspawn_command(rec, d.root)],
-            stdin=subprocess.DEVNULL, stdout=console, stderr=console, close_fds=True, check=True,
-            preexec_fn=lambda: cgroups.join(cgroup_paths))
+        console.write(f"--- lab: starting {rec.name} at {time.ctime()} ({kind.manager})\n"
+                      .encode())
+    if kind.manager == hostkind.SYSTEMD:
+        units.start(rec.name, nspawn, d.console, STOP_TIMEOUT)
+    else:
+        start_in_own_cgroups(rec, d, nspawn)
     deadline = time.monotonic() + 10
     while not nspawn_processes(d.root):
         if time.monotonic() > deadline:
             raise LabError(f"systemd-nspawn for {rec.name} did not start",
                            f"read {d.console}")
         time.sleep(0.05)
+
+
+def start_in_own_cgroups(rec: Record, d: MachineDirs, nspawn: list[str]) -> None:
+    """Start the restart loop, detached, in the machine's own cgroups (no systemd PID 1)."""
+    cgroup_paths = cgroups.machine_cgroups(rec.name)
+    with d.console.open("ab") as console:
+        subprocess.run(
+            ["setsid", "-f", "sh", "-c", SUPERVISOR_LOOP, SUPERVISOR_TAG, str(d.dir), *nspawn],
+            stdin=subprocess.DEVNULL, stdout=console, stderr=console, close_fds=True, check=True,
+            preexec_fn=lambda: cgroups.join(cgroup_paths))
 
 
 def _console_tail(path: Path, lines: int = 12) -> str:
@@ -296,7 +315,8 @@ def _reserve(paths: Paths, name: str, addr: ipaddress.IPv4Address, prefix_len: i
                          suite=suite, base=str(base_dir), netns=netns_name(name),
                          veth=veth_name(name), sysctls=sysctls, created=time.time())
             save(paths, rec)
-        cgroups.create(name)
+        if not hostkind.uses_systemd():
+            cgroups.create(name)
     return rec, created
 
 
@@ -365,6 +385,8 @@ def stop(paths: Paths, name: str, timeout: float) -> None:
     d = dirs(paths, name)
     if d.dir.is_dir():
         d.stop_file.touch()
+    if hostkind.uses_systemd():
+        units.stop(name, timeout)
     pids = [p.pid for p in nspawn_processes(d.root)]
     if pids:
         log.info(f"stopping {name}")
@@ -420,7 +442,9 @@ def power_off(paths: Paths, name: str, timeout: float = STOP_TIMEOUT) -> None:
 # ---------------------------------------------------------------- status
 
 def memory_bytes(name: str) -> int | None:
-    """The machine's memory use as its memory cgroup counts it (None if not available)."""
+    """The machine's memory use as its unit or memory cgroup counts it (None if not available)."""
+    if hostkind.uses_systemd():
+        return units.memory_bytes(name)
     for path in cgroups.machine_cgroups(name):
         for fname in ("memory.current", "memory.usage_in_bytes"):  # v2, v1
             try:
@@ -442,6 +466,7 @@ def status(paths: Paths) -> list[dict[str, Any]]:
             "hostname": rec.hostname if rec else None,
             "running": bool(found),
             "pid": found[0].pid if found else None,
+            "unit": units.unit_name(name) if hostkind.uses_systemd() else None,
             "memory_bytes": memory_bytes(name) if found else None,
         })
     return result
