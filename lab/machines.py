@@ -233,7 +233,10 @@ def nspawn_command(rec: Record, root: Path, register: bool) -> list[str]:
 
     --keep-unit always: nspawn runs in the unit (or the lab's cgroups) it was started in
     rather than making a scope of its own. REGISTER: tell systemd-machined about it
-    (only where systemd is PID 1 with a system bus).
+    (only where systemd is PID 1 with a system bus). --system-call-filter=bpf: nspawn's
+    seccomp filter refuses bpf(2) by default, and on a cgroup v2 host a task's device rules
+    are eBPF programs: without it Nomad's executor fails every task ("failed to set v2 cgroup
+    resources: bpf_prog_query(BPF_CGROUP_DEVICE) failed: operation not permitted").
     """
     return [
         "systemd-nspawn", f"--directory={root}", f"--machine={rec.name}",
@@ -241,6 +244,7 @@ def nspawn_command(rec: Record, root: Path, register: bool) -> list[str]:
         f"--register={'yes' if register else 'no'}", "--keep-unit",
         f"--network-namespace-path={netns.netns_path(rec.netns)}",
         "--console=read-only", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
+        "--system-call-filter=bpf",
     ]
 
 

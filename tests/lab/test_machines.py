@@ -51,6 +51,14 @@ def test_machines_run_systemd_with_their_own_identity(lab: Lab, pair: dict[str, 
     assert len(ids) == len(MACHINES)
 
 
+def test_machines_may_call_bpf(lab: Lab, pair: dict[str, Any]) -> None:
+    """bpf(2) reaches the kernel (cgroup v2 device rules need it): an unknown command gets
+    EINVAL from the kernel, where nspawn's default seccomp filter would answer EPERM."""
+    probe = ("python3 -c 'import ctypes, errno; libc = ctypes.CDLL(None, use_errno=True); "
+             "libc.syscall(321, 9999, 0, 0); print(errno.errorcode[ctypes.get_errno()])'")
+    assert lab.ssh("lt-alpha", probe) == "EINVAL"
+
+
 def test_machines_reach_each_other_but_nothing_outside(lab: Lab, pair: dict[str, Any]) -> None:
     probe = "timeout 3 bash -c '</dev/tcp/{}/22' && echo open"
     assert lab.ssh("lt-alpha", probe.format(MACHINES["lt-beta"])) == "open"
