@@ -2,7 +2,8 @@
 
 The VM (hostvm/) boots from a disk image the project builds (cached by its recipe), gets
 this checkout, the host's toolchain, the lab base and the Python wheels on a share disk, and
-runs templates/hostvm/lab-job.sh: `./run up`, fib through the load balancer, `./run down`,
+runs templates/hostvm/lab-job.sh: `./run up` (the lab stack with one client: three machines on
+two emulated CPUs), fib through the load balancer, `./run down`,
 then looks for anything left. It has no network. Each phase's duration is printed (`-s`
 shows it; `-rP` keeps it in the summary).
 """
