@@ -61,9 +61,13 @@ machined_machines() { machinectl list --no-legend --no-pager; }
 lab_machines() { python3 -m lab status --json | python3 -c 'import json, sys; [print(m["name"]) for m in json.load(sys.stdin)]'; }
 open_forward() { curl -sS -m 5 -o /dev/null http://127.0.0.1:8080/ 2>/dev/null && echo "127.0.0.1:8080 still answers"; }
 
-fib() {
-  local answer
-  answer=$(curl -fsS -m 30 http://127.0.0.1:8080/fib/10) || return 1
+fib() {  # wait until the load balancer routes fib (consul-template's render and nginx's
+  # reload trail the job's healthy deployment, by up to a minute under emulation): 180 s at most
+  local answer deadline=$((SECONDS + 180))
+  until answer=$(curl -fsS -m 30 http://127.0.0.1:8080/fib/10); do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 1
+  done
   echo "hostvm-fib $answer"
 }
 
