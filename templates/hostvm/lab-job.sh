@@ -2,16 +2,13 @@
 # shellcheck disable=SC2317  # functions run through `phase`, `stamp` and `check`
 # Runs inside the test VM (systemd as PID 1, cgroup v2 only), as root, at boot: the README's
 # commands on a clone of the checkout, then a search for anything the lab left behind.
-# The host test reads these lines from the VM's second serial port:
-#   hostvm-fact NAME VALUE          what this host is
-#   hostvm-phase NAME SECONDS RC    how long each step took and how it ended
-#   hostvm-check NAME ok|FAILED     one assertion (FAILED lines are followed by what was found)
-#   hostvm-fib JSON                 the load balancer's answer to /fib/10
+# Besides job-lib.sh's lines it prints `hostvm-fib JSON`, the load balancer's answer to /fib/10.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u -o pipefail
 share=/var/cache/hashicluster/hostvm
 checkout=/root/hashicluster
-failed=0
+# shellcheck source=SCRIPTDIR/job-lib.sh
+. "$share/src/templates/hostvm/job-lib.sh"
 
 # Nothing is downloaded in here: the toolchain is the host's build, the wheels are on the share.
 export HASHICLUSTER_TOOLCHAIN_SOURCE=build PIP_NO_INDEX=1 PIP_FIND_LINKS=$share/wheels
@@ -29,35 +26,6 @@ stamp() {  # stamp CMD...: run CMD with each line of its output stamped
   "$@" 2>&1 | stamped
 }
 
-phase() {  # phase NAME CMD...: run CMD, print its duration and exit code
-  local name=$1 start rc
-  shift
-  start=$EPOCHREALTIME
-  "$@"
-  rc=$?
-  echo "hostvm-phase $name $(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') $rc"
-  return "$rc"
-}
-
-check() {  # check NAME CMD...: CMD prints what is left over; no output means ok
-  local name=$1 found
-  shift
-  found=$("$@" 2>&1)
-  if [ -z "$found" ]; then
-    echo "hostvm-check $name ok"
-  else
-    echo "hostvm-check $name FAILED"
-    printf '%s\n' "$found" | sed 's/^/    /'
-    failed=1
-  fi
-}
-
-lab_units() { systemctl list-units --all --plain --no-legend --full 'hashicluster*'; }
-machine_netns() { ip netns list | awk '$1 ~ /^hcl-/ && $1 != "hcl-lab" { print $1 }'; }
-lab_cgroups() { find /sys/fs/cgroup -name 'hashicluster*' 2>/dev/null; }
-lab_mounts() { awk '$5 ~ /hashicluster/ && $5 != "/var/cache/hashicluster" { print $5 }' /proc/self/mountinfo; }
-nspawn_processes() { pgrep -a -x systemd-nspawn; }
-machined_machines() { machinectl list --no-legend --no-pager; }
 lab_machines() { python3 -m lab status --json | python3 -c 'import json, sys; [print(m["name"]) for m in json.load(sys.stdin)]'; }
 open_forward() { curl -sS -m 5 -o /dev/null http://127.0.0.1:8080/ 2>/dev/null && echo "127.0.0.1:8080 still answers"; }
 
@@ -71,12 +39,7 @@ fib() {  # wait until the load balancer routes fib (consul-template's render and
   echo "hostvm-fib $answer"
 }
 
-echo "hostvm-fact booted-in $(cut -d" " -f1 /proc/uptime)"  # seconds from the kernel to this job
-echo "hostvm-fact systemd $(systemctl --version | head -1)"
-echo "hostvm-fact cgroupfs $(stat -fc %T /sys/fs/cgroup)"
-echo "hostvm-fact pid1 $(cat /proc/1/comm)"
-echo "hostvm-fact kernel $(uname -r)"
-
+host_facts
 phase clone git clone -q "$share/src" "$checkout" || exit 2
 cd "$checkout" || exit 2
 echo "hostvm-fact lab-host $(python3 -m lab host)"

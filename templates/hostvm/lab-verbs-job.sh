@@ -2,36 +2,13 @@
 # shellcheck disable=SC2317  # functions run through `phase` and `check`
 # Runs inside the test VM (systemd as PID 1, cgroup v2 only), as root, at boot: the lab's own
 # verbs on two machines (up, status, a reboot inside, stop, up again, down, clean-all), then a
-# search for anything left. Same line format as lab-job.sh (hostvm-fact/phase/check).
+# search for anything left. Its lines: job-lib.sh's.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u -o pipefail
 share=/var/cache/hashicluster/hostvm
 export HOME=/root LANG=C.UTF-8 TERM=dumb HASHICLUSTER_LAB_UP_TIMEOUT=600
-failed=0
-
-phase() {  # phase NAME CMD...: run CMD, print its duration and exit code
-  local name=$1 start rc
-  shift
-  start=$EPOCHREALTIME
-  "$@"
-  rc=$?
-  echo "hostvm-phase $name $(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') $rc"
-  [ "$rc" = 0 ] || failed=1
-  return "$rc"
-}
-
-check() {  # check NAME CMD...: CMD prints what is wrong; no output means ok
-  local name=$1 found
-  shift
-  found=$("$@" 2>&1)
-  if [ -z "$found" ]; then
-    echo "hostvm-check $name ok"
-  else
-    echo "hostvm-check $name FAILED"
-    printf '%s\n' "$found" | sed 's/^/    /'
-    failed=1
-  fi
-}
+# shellcheck source=SCRIPTDIR/job-lib.sh
+. "$share/src/templates/hostvm/job-lib.sh"
 
 unit() { echo "hashicluster-lab-$1.service"; }
 boot_id() { timeout 10 python3 -m lab ssh "$1" cat /proc/sys/kernel/random/boot_id 2>/dev/null; }
@@ -55,17 +32,8 @@ runs_in_its_unit() {  # the machine's init lives in its own delegated unit, not 
 }
 
 unit_gone() { systemctl list-units --all --plain --no-legend --full "$(unit "$1")"; }
-lab_units() { systemctl list-units --all --plain --no-legend --full 'hashicluster*'; }
-machined_machines() { machinectl list --no-legend --no-pager; }
-machine_netns() { ip netns list | awk '$1 ~ /^hcl-/ && $1 != "hcl-lab" { print $1 }'; }
-lab_cgroups() { find /sys/fs/cgroup -name 'hashicluster*' 2>/dev/null; }
-lab_mounts() { awk '$5 ~ /hashicluster/ && $5 != "/var/cache/hashicluster" { print $5 }' /proc/self/mountinfo; }
-nspawn_processes() { pgrep -a -x systemd-nspawn; }
 
-echo "hostvm-fact booted-in $(cut -d" " -f1 /proc/uptime)"
-echo "hostvm-fact systemd $(systemctl --version | head -1)"
-echo "hostvm-fact cgroupfs $(stat -fc %T /sys/fs/cgroup)"
-echo "hostvm-fact pid1 $(cat /proc/1/comm)"
+host_facts
 git clone -q "$share/src" /root/hashicluster && cd /root/hashicluster || exit 2
 echo "hostvm-fact lab-host $(python3 -m lab host)"
 

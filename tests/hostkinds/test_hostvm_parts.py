@@ -84,6 +84,6 @@ def test_checkout_stages_the_working_tree_not_ignored_files(tmp_path: Path) -> N
 def test_vm_scripts_pass_shellcheck() -> None:
     install_packages(missing_packages({"shellcheck": "shellcheck"}))
     scripts = sorted(str(p) for p in recipe.TEMPLATES.glob("*.sh"))
-    assert len(scripts) == 3
+    assert len(scripts) == 4
     result = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
