@@ -90,7 +90,7 @@ def _nomad_agent(spec: ClusterSpec, node: Node, servers: list[Node]) -> install.
 
 def _cadvisor(spec: ClusterSpec, node: Node) -> install.Agent:
     return install.Agent(
-        product="cadvisor", pin=spec.install.cadvisor, files=render.cadvisor_files(node), user="root",
+        product="cadvisor", pin=spec.install.cadvisor, files=render.cadvisor_files(spec, node), user="root",
         data_dir=None, ready=f"curl -sf http://{node.address}:8080/healthz >/dev/null",
         ready_state="journalctl -u cadvisor -n 20 --no-pager")
 

@@ -23,8 +23,9 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 PINS = {product: cfg.BinaryPin(product, "1.0.0", "c" * 64) for product in cfg.PRODUCT_KEYS}
 
 
-def spec(servers: int, settings: str | None = None, security: str | None = None,
-         two_tier: bool = False) -> cfg.ClusterSpec:
+def raw_config(servers: int, settings: str | None = None, security: str | None = None,
+               two_tier: bool = False) -> dict[str, str]:
+    """A stack's config, as `pulumi config` would give it."""
     raw = {"servers": str(servers), "clients": "3", "install": '{"source": "upload"}',
            "machines": '{"provider": "nspawn", "network": "10.210.1.0/24"}'}
     if settings:
@@ -33,16 +34,23 @@ def spec(servers: int, settings: str | None = None, security: str | None = None,
         raw["security"] = security
     if two_tier:
         raw["loadBalancing"] = "two-tier"
-    return cfg.load(raw, "render", lambda source: PINS)
+    return raw
 
 
-LAYOUTS = {
-    "single": spec(1, '{"client2": {"nodeClass": "batch", "meta": {"rack": "r2"}}}'),
-    "ha": spec(3),
+def pins(source: cfg.InstallSource) -> dict[str, cfg.BinaryPin]:
+    return PINS
+
+
+RAW_LAYOUTS = {
+    "single": raw_config(1, '{"client2": {"nodeClass": "batch", "meta": {"rack": "r2"}}}'),
+    "ha": raw_config(3),
     # The plain demo: no gossip key, no TLS.
-    "plain": spec(1, security='{"gossip": false, "tls": false}'),
-    "two-tier": spec(1, two_tier=True),
+    "plain": raw_config(1, security='{"gossip": false, "tls": false}'),
+    # No security at all: no ACL steps, the secret files of an earlier setup removed.
+    "open": raw_config(1, security='{"gossip": false, "tls": false, "acl": false}'),
+    "two-tier": raw_config(1, two_tier=True),
 }
+LAYOUTS = {name: cfg.load(raw, "render", pins) for name, raw in RAW_LAYOUTS.items()}
 CASES = [(layout, node) for layout, s in LAYOUTS.items() for node in nodes(s)]
 
 
@@ -52,7 +60,7 @@ def files_for(s: cfg.ClusterSpec, node: Node) -> list[render.File]:
     if node.role is not Role.LB:
         files += render.nomad_files(s, node, servers)
     if node.role is Role.CLIENT:
-        files += render.cadvisor_files(node)
+        files += render.cadvisor_files(s, node)
         if s.load_balancing == "two-tier":
             nginx, consul_template = render.backend_files(s, node)
             files += nginx + consul_template
