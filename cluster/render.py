@@ -1,4 +1,5 @@
-"""Pure rendering: the config files of each agent on each node, from templates/ with jinja2.
+"""Pure rendering, from templates/ with jinja2: the config files of each agent on each node,
+and the shell scripts of the steps (templates/steps/).
 
 Consul and Nomad merge every file in their config directory, so each concern has a small
 template of its own (base, server, client) and a node gets only the files of its roles:
@@ -8,6 +9,7 @@ FILES is the one table of them (path, owner, mode, secret or not, on which nodes
 from __future__ import annotations
 
 import hashlib
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,19 @@ _env = jinja2.Environment(
 )
 
 
+# The steps' scripts: blocks on lines of their own leave no blank line; `| sh` quotes a value
+# for the shell.
+_scripts = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=False,
+)
+_scripts.filters["sh"] = shlex.quote
+
+
 @dataclass(frozen=True)
 class File:
     """One file to put on a machine."""
@@ -40,6 +55,11 @@ class File:
 
 def render_template(template: str, **context: Any) -> str:
     return _env.get_template(template).render(**context)
+
+
+def render_script(template: str, **values: Any) -> str:
+    """A step's script from templates/steps/: Python passes values, the template is the shell."""
+    return _scripts.get_template(f"steps/{template}").render(**values)
 
 
 @dataclass(frozen=True)

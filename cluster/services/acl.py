@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 import pulumi
 from pulumi_command import remote
 
-from cluster import install
 from cluster.config import ClusterSpec
 from cluster.machines import Machine
+from cluster.render import render_script
 from cluster.topology import Node
 
 # Accessor IDs of the Consul tokens: public, derived from the stack and the token's name, so
@@ -69,71 +69,33 @@ def accessor(stack: str, name: str) -> str:
     return str(uuid.uuid5(_ACCESSORS, f"{stack}/{name}"))
 
 
+def _policy_body(name: str, rules: str) -> str:
+    """A policy as both APIs take it (JSON)."""
+    return json.dumps({"Name": name, "Description": "hashicluster", "Rules": rules}, separators=(",", ":"))
+
+
 def consul_script(spec: ClusterSpec, nodes: Sequence[Node]) -> str:
-    """The consul-acl step: policies and tokens; stdin has `NAME SECRET` lines (node tokens
-    by short host name, `nomad`, `consul-template`)."""
+    """The consul-acl step (templates/steps/consul-acl.sh.j2): policies and tokens; stdin has
+    `NAME SECRET` lines (node tokens by short host name, `nomad`, `consul-template`)."""
     policies = dict(CONSUL_POLICIES)
-    tokens = [("nomad", "hashicluster nomad agents", {"Policies": [{"Name": "hashicluster-nomad"}]}),
-              ("consul-template", "hashicluster consul-template",
-               {"Policies": [{"Name": "hashicluster-consul-template"}]})]
+    tokens: list[tuple[str, str, dict[str, object]]] = [
+        ("nomad", "hashicluster nomad agents", {"Policies": [{"Name": "hashicluster-nomad"}]}),
+        ("consul-template", "hashicluster consul-template",
+         {"Policies": [{"Name": "hashicluster-consul-template"}]})]
     for node in nodes:
         policy, rules = node_policy(node)
         policies[policy] = rules
         tokens.append((node.short_hostname, f"hashicluster node {node.short_hostname}", {
             "Policies": [{"Name": policy}],
             "NodeIdentities": [{"NodeName": node.short_hostname, "Datacenter": spec.datacenter}]}))
-    names = " ".join(n.short_hostname for n in nodes)
-    lines = [
-        "set -eu",
-        install.USE_API,
-        *install.wait_for("Consul's ACL system (the management token)",
-                          'api "$CONSUL_HTTP_ADDR/v1/acl/token/self" >/dev/null', "consul members", 120),
-        CONSUL_FUNCTIONS,
-    ]
-    for name, rules in policies.items():
-        lines.append(f"policy {name} {install.q(json.dumps(rules))}")
+    bodies = []
     for name, description, fields in tokens:
-        body = json.dumps(fields, separators=(",", ":"))[1:-1]
-        lines.append(f"token {name} {accessor(spec.stack, name)} {install.q(description)} {install.q(body)}")
-    lines += [f'echo "consul: {len(policies)} policies, {len(tokens)} tokens"',
-              f'nodes=" {names} "', CONSUL_PRUNE]
-    return "\n".join(lines) + "\n"
-
-
-CONSUL_FUNCTIONS = r"""fail() { echo "error: $*" >&2; exit 1; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-# The secrets, from stdin into files of mode 0600.
-while read -r key secret; do printf %s "$secret" > "$tmp/secret-$key"; done
-C=$CONSUL_HTTP_ADDR
-policy() {  # NAME RULES: create the policy, or bring it up to date
-  printf '{"Name":"%s","Description":"hashicluster","Rules":%s}' "$1" "$2" > "$tmp/policy.json"
-  id=$(api "$C/v1/acl/policy/name/$1" 2>/dev/null | sed -n 's/.*"ID":"\([^"]*\)".*/\1/p') || true
-  api -X PUT --data-binary @"$tmp/policy.json" "$C/v1/acl/policy${id:+/$id}" >/dev/null \
-    || fail "consul: cannot write the ACL policy $1"
-}
-token() {  # NAME ACCESSOR DESCRIPTION FIELDS: NAME's token with its secret, made or brought up to date
-  [ -s "$tmp/secret-$1" ] || fail "consul: no secret for the token $1 on stdin"
-  printf '{"AccessorID":"%s","SecretID":"%s","Description":"%s",%s}' \
-    "$2" "$(cat "$tmp/secret-$1")" "$3" "$4" > "$tmp/token.json"
-  if api "$C/v1/acl/token/$2" >/dev/null 2>&1; then path=/$2; else path=; fi
-  api -X PUT --data-binary @"$tmp/token.json" "$C/v1/acl/token$path" >/dev/null \
-    || fail "consul: cannot write the ACL token $1"
-}"""
-
-# Machines that left the stack ($nodes: those of the stack now): their token and policy go.
-CONSUL_PRUNE = r"""consul acl token list \
-  | awk '/^AccessorID:/{a=$2} /^Description: *hashicluster node /{print a, $NF}' \
-  | while read -r a n; do
-      case $nodes in *" $n "*) ;; *)
-        consul acl token delete -id "$a" >/dev/null && echo "consul: removed the token of $n";;
-      esac
-    done
-consul acl policy list | awk '/^hashicluster-node-/{n=$1; sub(/:$/, "", n); print n}' \
-  | while read -r p; do
-      case $nodes in *" ${p#hashicluster-node-} "*) ;; *)
-        consul acl policy delete -name "$p" >/dev/null && echo "consul: removed the policy $p";;
-      esac
-    done"""
+        # Everything but the secret, which the script adds from stdin.
+        body = {"AccessorID": accessor(spec.stack, name), "Description": description, **fields}
+        bodies.append((name, body["AccessorID"], json.dumps(body, separators=(",", ":"))))
+    return render_script("consul-acl.sh.j2",
+                         policies={name: _policy_body(name, rules) for name, rules in policies.items()},
+                         tokens=bodies, nodes=[n.short_hostname for n in nodes])
 
 
 def consul_stdin(nodes: Sequence[Node],
@@ -147,40 +109,12 @@ def consul_stdin(nodes: Sequence[Node],
 
 
 def nomad_script(root: Node) -> str:
-    """The nomad-acl step: bootstrap (once) with the management token of the servers'
-    /etc/nomad.d/api.token, policies, and `KIND SECRET` lines on stdout for NOMAD_TOKENS."""
-    lines = ["set -eu", install.USE_API, f"export NOMAD_ADDR=$NOMAD_SCHEME://{root.address}:4646",
-             NOMAD_BOOTSTRAP,
-             *install.wait_for("Nomad's ACL system (the management token)",
-                               'api "$NOMAD_ADDR/v1/acl/token/self" >/dev/null',
-                               "echo 'the bootstrap was refused, or another management token was used'", 60),
-             NOMAD_FUNCTIONS]
-    for name, rules in NOMAD_POLICIES.items():
-        lines.append(f"policy {name} {install.q(json.dumps(rules))}")
-    for kind, policy in NOMAD_TOKENS.items():
-        lines.append(f"token {kind} {policy} {policy}")
-    return "\n".join(lines) + "\n"
-
-
-# Bootstrap with the program's management token (the servers' /etc/nomad.d/api.token). Nomad
-# accepts it once; afterwards the answer is "already done", and the token must simply work.
-NOMAD_BOOTSTRAP = r"""fail() { echo "error: $*" >&2; exit 1; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-printf '{"BootstrapSecret":"%s"}' "$(cat /etc/nomad.d/api.token)" > "$tmp/bootstrap.json"
-curl -s ${NOMAD_CACERT:+--cacert "$NOMAD_CACERT"} -X POST --data-binary @"$tmp/bootstrap.json" \
-  "$NOMAD_ADDR/v1/acl/bootstrap" >/dev/null 2>&1 || true"""
-
-NOMAD_FUNCTIONS = r"""policy() {  # NAME RULES: create the policy, or bring it up to date
-  printf '{"Name":"%s","Description":"hashicluster","Rules":%s}' "$1" "$2" > "$tmp/policy.json"
-  api -X POST --data-binary @"$tmp/policy.json" "$NOMAD_ADDR/v1/acl/policy/$1" >/dev/null \
-    || fail "nomad: cannot write the ACL policy $1"
-}
-token() {  # KIND NAME POLICY: print `KIND SECRET` of the token NAME, made if missing
-  a=$(nomad acl token list -t "{{range .}}{{if eq .Name \"$2\"}}{{.AccessorID}}{{end}}{{end}}")
-  [ -n "$a" ] || a=$(nomad acl token create -name="$2" -policy="$3" -t "{{.AccessorID}}")
-  [ -n "$a" ] || fail "nomad: cannot make the ACL token $2"
-  echo "$1 $(api "$NOMAD_ADDR/v1/acl/token/$a" | sed -n 's/.*"SecretID":"\([^"]*\)".*/\1/p')"
-}"""
+    """The nomad-acl step (templates/steps/nomad-acl.sh.j2): bootstrap (once) with the
+    management token of the servers' /etc/nomad.d/api.token, policies, and `KIND SECRET` lines
+    on stdout for NOMAD_TOKENS."""
+    return render_script("nomad-acl.sh.j2", address=root.address,
+                         policies={name: _policy_body(name, rules) for name, rules in NOMAD_POLICIES.items()},
+                         tokens=list(NOMAD_TOKENS.items()))
 
 
 def parse_nomad_tokens(stdout: str) -> dict[str, str]:

@@ -79,8 +79,7 @@ def test_machine_refuses_a_binary_with_the_wrong_sha256(project: Project,
     pin = BinaryPin("nomad", "9.9.9", "0" * 64)
     spec = InstallSpec(source="upload", mirror="https://releases.hashicorp.com",
                        consul=pin, nomad=pin, consul_template=pin, cadvisor=pin)
-    agent = install.Agent(product="nomad", pin=pin, files=[], user="root", data_dir="/opt/nomad",
-                          ready="true", ready_state="true")
+    agent = install.Agent(product="nomad", pin=pin, files=[], user="root", data_dir="/opt/nomad")
     machine = f"{STACK}-client3"
     before = project.lab("ssh", machine, "sha256sum /usr/local/bin/nomad").stdout
     project.lab("ssh", machine, f"cp /bin/true {install.staged_path(pin)}")

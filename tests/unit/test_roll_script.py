@@ -1,8 +1,10 @@
-"""install.roll_script and the staging install: run by bash against a stand-in `systemctl`
-(which records its calls) and marker files in a temporary directory."""
+"""The roll step's script and the install step's staging and secret files (templates/steps/),
+run by bash against stand-ins: `systemctl` (records its calls), `curl` (answers the Consul and
+Nomad APIs from files), `nomad` and `consul`, with marker files in a temporary directory."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import subprocess
 from pathlib import Path
@@ -10,99 +12,17 @@ from pathlib import Path
 import pytest
 
 from cluster import install
+from cluster.config import DEFAULT_MIRROR, BinaryPin, InstallSpec
+from cluster.render import File
+from cluster.topology import Node, Role
 
-
-@pytest.fixture()
-def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A temporary PENDING directory and a PATH whose systemctl appends its arguments to
-    tmp_path/calls."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    systemctl = bin_dir / "systemctl"
-    systemctl.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n')
-    systemctl.chmod(0o755)
-    monkeypatch.setattr(install, "PENDING", str(tmp_path / "pending"))
-    (tmp_path / "pending").mkdir()
-    return tmp_path
-
-
-def run(machine: Path, script: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PATH=f"{machine / 'bin'}:{os.environ['PATH']}")
-    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env,
-                           timeout=30, check=False, cwd=machine)
-
-
-def calls(machine: Path) -> list[str]:
-    path = machine / "calls"
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def restarts(leads: str = "") -> list[install.Restart]:
-    # Healthy once the (stand-in) service has been restarted: systemctl recorded it.
-    return [install.Restart(p, f"grep -q 'restart {p}' calls", f"echo state of {p}", leads=leads, timeout=5)
-            for p in ("consul", "nomad")]
-
-
-def test_nothing_pending_restarts_nothing(machine: Path) -> None:
-    proc = run(machine, install.roll_script("client1", restarts()))
-    assert proc.returncode == 0, proc.stderr
-    assert calls(machine) == []
-    assert proc.stdout.strip() == "client1: no restart"
-
-
-def test_pending_agents_restart_in_order_and_are_cleared(machine: Path) -> None:
-    (machine / "pending" / "nomad").touch()
-    (machine / "pending" / "consul").touch()
-    proc = run(machine, install.roll_script("client1", restarts()))
-    assert proc.returncode == 0, proc.stderr
-    assert calls(machine) == ["restart consul", "restart nomad"]
-    assert list((machine / "pending").iterdir()) == []
-    lines = proc.stdout.splitlines()
-    assert lines[0].endswith("client1: restarting consul") and lines[-1].endswith("client1: nomad healthy")
-    # Every line of the log carries a UTC timestamp: the order can be checked afterwards.
-    assert lines[0][:4].isdigit() and lines[0].split(" ", 1)[0].endswith("Z")
-
-
-def test_the_leader_waits_for_the_leader_pass(machine: Path) -> None:
-    (machine / "pending" / "consul").touch()
-    first = run(machine, install.roll_script("server2", restarts(leads="true"), defer_leader=True))
-    assert first.returncode == 0, first.stderr
-    assert calls(machine) == []
-    assert "leads the consul servers; restarted in the leader pass" in first.stdout
-    assert (machine / "pending" / "consul").exists()
-    second = run(machine, install.roll_script("server2", restarts(leads="true")))
-    assert second.returncode == 0, second.stderr
-    assert calls(machine) == ["restart consul"]
-    assert not (machine / "pending" / "consul").exists()
-
-
-def test_a_follower_restarts_in_the_first_pass(machine: Path) -> None:
-    (machine / "pending" / "nomad").touch()
-    proc = run(machine, install.roll_script("server3", restarts(leads="false"), defer_leader=True))
-    assert proc.returncode == 0, proc.stderr
-    assert calls(machine) == ["restart nomad"]
-
-
-def test_an_agent_that_never_gets_healthy_stops_the_roll(machine: Path) -> None:
-    (machine / "pending" / "consul").touch()
-    (machine / "pending" / "nomad").touch()
-    never = [install.Restart("consul", "false", "echo 'consul: no leader'", timeout=1),
-             *restarts()[1:]]
-    proc = run(machine, install.roll_script("client2", never))
-    assert proc.returncode == 1
-    assert "consul on client2 after its restart not ready after 1s" in proc.stderr
-    assert "consul: no leader" in proc.stderr
-    # Nothing after it restarts, and the marker stays for the next run.
-    assert calls(machine) == ["restart consul"]
-    assert (machine / "pending" / "consul").exists() and (machine / "pending" / "nomad").exists()
-
-
-def test_the_prelude_runs_before_any_restart(machine: Path) -> None:
-    (machine / "pending" / "consul").touch()
-    healthy = [install.Restart("consul", '[ "$before" = 7 ]', "true", timeout=1)]
-    proc = run(machine, install.roll_script("client1", healthy, prelude=["before=7"]))
-    assert proc.returncode == 0, proc.stderr
-
+# What /etc/consul.d/api.env defines on a machine (plain HTTP here); the scripts source it
+# when it is there, and it is not on the test host.
+API_ENV = 'api() { curl -sf "$@"; }\nCONSUL_HTTP_ADDR=http://127.0.0.1:8500\nNOMAD_SCHEME=http\n'
+CLIENT1 = Node("client1", Role.CLIENT, 1, "client1.demo", "10.210.1.31")
+CLIENT2 = Node("client2", Role.CLIENT, 2, "client2.demo", "10.210.1.32")
+SERVER2 = Node("server2", Role.SERVER, 2, "server2.server.demo", "10.210.1.11")
+SERVER3 = Node("server3", Role.SERVER, 3, "server3.server.demo", "10.210.1.12")
 
 AUTOPILOT_OK = ('{"Healthy":true,"FailureTolerance":1,"Servers":['
                 '{"Name":"root","SerfStatus":"alive","Leader":true,"Healthy":true},'
@@ -120,23 +40,117 @@ def checks(*statuses: str) -> str:
     return "{" + ",".join(CHECK.format(id=f"c{i}", status=s) for i, s in enumerate(statuses)) + "}"
 
 
+def stand_in(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)
+
+
 @pytest.fixture()
-def api(machine: Path) -> Path:
-    """A stand-in curl that answers the autopilot and agent-checks URLs from files."""
-    curl = machine / "bin" / "curl"
-    curl.write_text(f'#!/bin/sh\nfor a; do url=$a; done\ncase $url in\n'
-                    f'  */v1/operator/autopilot/health) cat {machine}/autopilot.json;;\n'
-                    f'  */v1/agent/checks) cat {machine}/checks.json;;\n  *) exit 22;;\nesac\n')
-    curl.chmod(0o755)
-    return machine
+def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temporary PENDING and STAGING directory, and on PATH: a systemctl that appends its
+    arguments to tmp_path/calls; a curl that answers the leader, autopilot and agent-checks
+    URLs from tmp_path/leader, autopilot.json and checks.json; a nomad whose node is ready;
+    a consul whose `members` says there is no leader."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in(bin_dir / "systemctl", f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n')
+    stand_in(bin_dir / "curl", f'#!/bin/sh\nfor a; do url=$a; done\ncase $url in\n'
+                               f'  */v1/status/leader) cat {tmp_path}/leader;;\n'
+                               f'  */v1/operator/autopilot/health) cat {tmp_path}/autopilot.json;;\n'
+                               f'  */v1/agent/checks) cat {tmp_path}/checks.json;;\n  *) exit 22;;\nesac\n')
+    stand_in(bin_dir / "nomad", '#!/bin/sh\necho "Status      = ready"\n')
+    stand_in(bin_dir / "consul", '#!/bin/sh\necho "consul: no leader"\n')
+    monkeypatch.setattr(install, "PENDING", str(tmp_path / "pending"))
+    monkeypatch.setattr(install, "STAGING", str(tmp_path / "staging"))
+    (tmp_path / "pending").mkdir()
+    (tmp_path / "leader").write_text('"10.210.1.10:8300"')
+    (tmp_path / "autopilot.json").write_text(AUTOPILOT_OK)
+    (tmp_path / "checks.json").write_text(checks("passing"))
+    return tmp_path
 
 
-def prelude_check(api: Path, condition: str) -> bool:
-    from cluster.services.agents import ROLL_PRELUDE
-    # What /etc/consul.d/api.env defines on a machine (plain HTTP here).
-    env = ['api() { curl -sf "$@"; }', "CONSUL_HTTP_ADDR=http://127.0.0.1:8500"]
-    test = f"if {condition}; then echo yes; else echo no; fi"
-    proc = run(api, "\n".join(["set -eu", *env, *ROLL_PRELUDE, test]))
+def run(machine: Path, script: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PATH=f"{machine / 'bin'}:{os.environ['PATH']}")
+    return subprocess.run(["bash", "-c", API_ENV + script], capture_output=True, text=True, env=env,
+                          input=stdin, timeout=30, check=False, cwd=machine)
+
+
+def calls(machine: Path) -> list[str]:
+    path = machine / "calls"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_nothing_pending_restarts_nothing(machine: Path) -> None:
+    proc = run(machine, install.roll_script(CLIENT1, 1))
+    assert proc.returncode == 0, proc.stderr
+    assert calls(machine) == []
+    assert proc.stdout.strip() == "client1: no restart"
+
+
+def test_pending_agents_restart_in_order_and_are_cleared(machine: Path) -> None:
+    (machine / "pending" / "nomad").touch()
+    (machine / "pending" / "consul").touch()
+    proc = run(machine, install.roll_script(CLIENT1, 1))
+    assert proc.returncode == 0, proc.stderr
+    assert calls(machine) == ["restart consul", "restart nomad"]
+    assert list((machine / "pending").iterdir()) == []
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith("client1: restarting consul") and lines[-1].endswith("client1: nomad healthy")
+    # Every line of the log carries a UTC timestamp: the order can be checked afterwards.
+    assert lines[0][:4].isdigit() and lines[0].split(" ", 1)[0].endswith("Z")
+
+
+def test_the_leader_waits_for_the_leader_pass(machine: Path) -> None:
+    (machine / "pending" / "consul").touch()
+    (machine / "leader").write_text('"10.210.1.11:8300"')  # server2 leads
+    first = run(machine, install.roll_script(SERVER2, 3, defer_leader=True))
+    assert first.returncode == 0, first.stderr
+    assert calls(machine) == []
+    assert "leads the consul servers; restarted in the leader pass" in first.stdout
+    assert (machine / "pending" / "consul").exists()
+    second = run(machine, install.roll_script(SERVER2, 3))
+    assert second.returncode == 0, second.stderr
+    assert calls(machine) == ["restart consul"]
+    assert not (machine / "pending" / "consul").exists()
+
+
+def test_a_follower_restarts_in_the_first_pass(machine: Path) -> None:
+    (machine / "pending" / "nomad").touch()
+    proc = run(machine, install.roll_script(SERVER3, 3, defer_leader=True))
+    assert proc.returncode == 0, proc.stderr
+    assert calls(machine) == ["restart nomad"]
+
+
+def test_an_agent_that_never_gets_healthy_stops_the_roll(machine: Path) -> None:
+    (machine / "pending" / "consul").touch()
+    (machine / "pending" / "nomad").touch()
+    (machine / "leader").unlink()  # Consul never finds its leader again
+    proc = run(machine, install.roll_script(CLIENT2, 1, timeout=1))
+    assert proc.returncode == 1
+    assert "consul on client2 after its restart not ready after 1s" in proc.stderr
+    assert "consul: no leader" in proc.stderr  # the state it last saw
+    # Nothing after it restarts, and the marker stays for the next run.
+    assert calls(machine) == ["restart consul"]
+    assert (machine / "pending" / "consul").exists() and (machine / "pending" / "nomad").exists()
+
+
+def test_the_checks_are_counted_before_any_restart(machine: Path) -> None:
+    """A client is healthy again only once as many of Nomad's checks pass as before."""
+    (machine / "pending" / "consul").touch()
+    (machine / "checks.json").write_text(checks("passing", "passing"))
+    # The restart loses a check, for good.
+    (machine / "after.json").write_text(checks("passing"))
+    stand_in(machine / "bin" / "systemctl",
+             f'#!/bin/sh\necho "$*" >> {machine}/calls\ncp {machine}/after.json {machine}/checks.json\n')
+    proc = run(machine, install.roll_script(CLIENT1, 1, timeout=1))
+    assert proc.returncode == 1
+    assert "consul on client1 after its restart not ready after 1s" in proc.stderr
+
+
+def condition(machine: Path, node: Node, test: str) -> bool:
+    """Whether TEST holds with the functions of NODE's roll script (nothing pending)."""
+    script = install.roll_script(node, 3) + f"if {test}; then echo yes; else echo no; fi\n"
+    proc = run(machine, script)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip().splitlines()[-1] == "yes"
 
@@ -147,15 +161,15 @@ def prelude_check(api: Path, condition: str) -> bool:
     (NOMAD_ONE_DOWN, 3, False),
     (NOMAD_ONE_DOWN.replace('"Healthy":false', '"Healthy":true').replace("failed", "alive"), 3, True),
 ])
-def test_servers_healthy_reads_the_autopilot_report(api: Path, body: str, count: int, healthy: bool) -> None:
-    (api / "autopilot.json").write_text(body)
-    (api / "checks.json").write_text("{}")
-    assert prelude_check(api, f"servers_healthy http://127.0.0.1:8500 {count}") is healthy
+def test_servers_healthy_reads_the_autopilot_report(machine: Path, body: str, count: int,
+                                                    healthy: bool) -> None:
+    (machine / "autopilot.json").write_text(body)
+    assert condition(machine, SERVER2, f"servers_healthy http://127.0.0.1:8500 {count}") is healthy
 
 
-def test_servers_healthy_is_false_without_an_answer(api: Path) -> None:
-    (api / "checks.json").write_text("{}")
-    assert prelude_check(api, "servers_healthy http://127.0.0.1:8500 1") is False
+def test_servers_healthy_is_false_without_an_answer(machine: Path) -> None:
+    (machine / "autopilot.json").unlink()
+    assert condition(machine, SERVER2, "servers_healthy http://127.0.0.1:8500 1") is False
 
 
 @pytest.mark.parametrize(("before", "after", "passing"), [
@@ -168,51 +182,56 @@ def test_servers_healthy_is_false_without_an_answer(api: Path) -> None:
     ("{" + CHECK.format(id="c0", status="passing")
      + ',"own":{"CheckID":"backend-health","Status":"passing"}}', checks("passing"), True),
 ])
-def test_checks_passing_wants_every_check_back_and_passing(api: Path, before: str, after: str,
+def test_checks_passing_wants_every_check_back_and_passing(machine: Path, before: str, after: str,
                                                            passing: bool) -> None:
-    # The prelude counts the checks first; then the restarted agent answers AFTER.
-    (api / "checks.json").write_text(before)
-    script = f"cp {api}/after.json {api}/checks.json && checks_passing $checks"
-    (api / "after.json").write_text(after)
-    assert prelude_check(api, script) is passing
+    # The script counts the checks first; then the restarted agent answers AFTER.
+    (machine / "checks.json").write_text(before)
+    (machine / "after.json").write_text(after)
+    test = f'cp {machine}/after.json {machine}/checks.json && checks_passing "$checks"'
+    assert condition(machine, CLIENT1, test) is passing
 
 
 # ------------------------------------------------------------------ secret files on stdin
 
-def _reader(agent: install.Agent) -> str:
-    return "\n".join(["set -eu", 'fail() { echo "error: $*" >&2; exit 1; }', "changed=0",
-                      *install._read_secrets(agent), 'echo "changed=$changed"'])
-
-
 def _agent(secrets: tuple[str, ...], retired: tuple[str, ...] = ()) -> install.Agent:
-    return install.Agent("consul", None, [], "root", None, "true", "true", secrets=secrets, retired=retired)
+    return install.Agent("consul", None, [], "root", None, secrets=secrets, retired=retired)
 
 
-def test_secret_files_come_from_stdin(tmp_path: Path) -> None:
-    import getpass
+def _install(agent: install.Agent) -> str:
+    pin = BinaryPin("consul", "1.0.0", "c" * 64)
+    return install.install_script(agent, InstallSpec("upload", DEFAULT_MIRROR, pin, pin, pin, pin))
 
-    from cluster.render import File
+
+def test_secret_files_come_from_stdin(machine: Path) -> None:
     me = getpass.getuser()
-    gossip, old = tmp_path / "consul.d" / "gossip.hcl", tmp_path / "consul.d" / "old.hcl"
+    gossip, old = machine / "consul.d" / "gossip.hcl", machine / "consul.d" / "old.hcl"
     old.parent.mkdir()
     old.write_text("stale")
     files = [File(str(gossip), 'encrypt = "s3cr3t with spaces"\n', "0640", me)]
-    script = _reader(_agent((str(gossip),), (str(old),)))
+    script = _install(_agent((str(gossip),), (str(old),)))
     assert "s3cr3t" not in script
-    proc = subprocess.run(["bash", "-c", script], input=install.secrets_bundle(files), text=True,
-                          capture_output=True, check=False)
+    proc = run(machine, script, install.secrets_bundle(files))
     assert proc.returncode == 0, proc.stderr
     assert gossip.read_text() == 'encrypt = "s3cr3t with spaces"\n'
     assert oct(gossip.stat().st_mode & 0o777) == "0o640"
     assert not old.exists()
-    assert proc.stdout.strip() == "changed=1"
-    again = subprocess.run(["bash", "-c", script], input=install.secrets_bundle(files), text=True,
-                           capture_output=True, check=False)
-    assert again.stdout.strip() == "changed=0"
+    # Something changed: the unit files are read again and the agent restarts.
+    assert calls(machine) == ["daemon-reload", "enable --quiet consul", "restart consul"]
+    (machine / "calls").unlink()
+    again = run(machine, script, install.secrets_bundle(files))
+    assert again.returncode == 0, again.stderr
+    assert calls(machine) == ["enable --quiet consul", "start consul"]
 
 
-def test_a_missing_secret_file_stops_the_install(tmp_path: Path) -> None:
-    script = _reader(_agent((str(tmp_path / "gossip.hcl"),)))
-    proc = subprocess.run(["bash", "-c", script], input="", text=True, capture_output=True, check=False)
+def test_a_missing_secret_file_stops_the_install(machine: Path) -> None:
+    script = _install(_agent((str(machine / "gossip.hcl"),)))
+    proc = run(machine, script)
     assert proc.returncode == 1
-    assert f"consul: the secret file {tmp_path}/gossip.hcl did not arrive on stdin" in proc.stderr
+    assert f"consul: the secret file {machine}/gossip.hcl did not arrive on stdin" in proc.stderr
+
+
+def test_a_file_that_would_end_its_here_document_is_refused() -> None:
+    agent = install.Agent("consul", None, [File("/etc/consul.d/x.hcl", "a\nHASHICLUSTER_EOF\nb\n")],
+                          "root", None)
+    with pytest.raises(ValueError, match="HASHICLUSTER_EOF"):
+        _install(agent)
