@@ -1,0 +1,246 @@
+# consul-template 1.0.0 sha256 cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc
+# Installs consul-template on this machine, or brings it up to date:
+# its binary (refused, before the installed copy is touched, unless its sha256 is the pinned one),
+# its files, its secret files and its systemd unit; then starts it and waits until it works.
+# A change restarts it at once.
+# Reads: the template values (the pin, files, user, ...); on stdin, one `PATH MODE OWNER BASE64`
+# line per secret file.
+# A second run changes nothing: the binary and every file are compared before they are
+# written, and nothing restarts unless something changed.
+set -eu
+# --- hashicluster's shell library (documented in templates/steps/lib.sh)
+fail() { echo "error: $*" >&2; exit 1; }
+stamp() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+use_api() {
+  # shellcheck source=/dev/null
+  [ ! -r /etc/consul.d/api.env ] || . /etc/consul.d/api.env
+}
+wait_for() {
+  local what=$1 timeout=$2 state=$3 deadline
+  shift 3
+  deadline=$(( $(date +%s) + timeout ))
+  until "$@"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "error: $what not ready after ${timeout}s; last state seen:" >&2
+      ("$state") >&2 2>&1 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+  echo "$what: ready"
+}
+put_file() {
+  if ! cmp -s "$1" "$2"; then
+    install -D -m "$3" -o "$4" -g "$4" "$1" "$2"
+    # shellcheck disable=SC2034  # read by the script that calls put_file
+    changed=1
+  else
+    chmod "$3" "$2"; chown "$4:$4" "$2"
+  fi
+  rm -f "$1"
+}
+has_leader() { api "$1/v1/status/leader" | grep -q :; }
+alive() { [ "$(consul members -status=alive 2>/dev/null | awk -v role="$1" '$4==role' | wc -l)" -ge "$2" ]; }
+nomad_node_ready() { NOMAD_ADDR=$1 nomad node status -self -short 2>/dev/null | grep -q '^Status *= ready'; }
+json_field() {
+  python3 -c 'import json, sys
+try:
+    value = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+print(value.get(sys.argv[1], "") if isinstance(value, dict) else "")' "$1"
+}
+json_rows() {
+  python3 -c 'import json, sys
+try:
+    items = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+for item in items or []:
+    print("\t".join(str(item.get(field, "")) for field in sys.argv[1:]))' "$@"
+}
+json_set() {
+  python3 -c 'import json, sys
+value = json.loads(sys.argv[1])
+with open(sys.argv[3]) as f:
+    value[sys.argv[2]] = f.read().rstrip("\n")
+print(json.dumps(value))' "$@"
+}
+# --- end of the library
+changed=0
+mkdir -p /var/lib/hashicluster/staging
+if [ "$(sha256sum /usr/local/bin/consul-template 2>/dev/null | cut -d" " -f1)" != cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ]; then
+  new=/var/lib/hashicluster/staging/consul-template-1.0.0
+  [ -f "$new" ] || fail "consul-template 1.0.0: $new was not uploaded"
+  got=$(sha256sum "$new" | cut -d" " -f1)
+  [ "$got" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || fail "consul-template 1.0.0: sha256 of the uploaded binary is $got, expected cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc; nothing installed"
+  install -m 0755 "$new" /usr/local/bin/consul-template.new && mv /usr/local/bin/consul-template.new /usr/local/bin/consul-template; changed=1
+  rm -f "$new"
+fi
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+# consul-template on the load balancer client2.demo: nginx's routes from Consul.
+# Managed by hashicluster; edits are overwritten.
+#
+# Run with -config=/etc/consul-template.d/consul-template.hcl (this file only: consul-template
+# would read every file of a -config directory as configuration, the templates included).
+#
+# After both files are written, the command checks nginx's whole config and reloads only if
+# it passes. A refused config is reported and nginx keeps its routes (the command still
+# exits 0: a failing command would stop consul-template). A stopped nginx stays stopped.
+
+consul {
+  address = "127.0.0.1:8501"
+  ssl {
+    enabled = true
+    verify  = true
+    ca_cert = "/etc/consul.d/tls/ca.pem"
+  }
+
+  # Keep trying while the local agent restarts (0 = no limit).
+  retry {
+    enabled     = true
+    attempts    = 0
+    backoff     = "250ms"
+    max_backoff = "5s"
+  }
+}
+
+log_level = "info"
+
+# Render once changes settle for 500 ms, at most 2 s after the first: an instance that fails
+# its health check leaves the load balancer within seconds.
+wait {
+  min = "500ms"
+  max = "2s"
+}
+
+# The upstream groups (nginx's http context) ...
+template {
+  source               = "/etc/consul-template.d/services.ctmpl"
+  destination          = "/etc/nginx/conf.d/services.conf"
+  perms                = 0644
+  error_on_missing_key = false
+  command              = ["/bin/sh", "-c", "if nginx -t -q; then systemctl try-reload-or-restart nginx; else echo 'consul-template: nginx -t refused the new routes (see above); nginx keeps the previous ones' >&2; fi"]
+  command_timeout      = "30s"
+}
+
+# ... and the routes (inside the port 80 server). Both come from the same data in the same
+# pass, and the reload command, the same for both, runs once after both are written.
+template {
+  source               = "/etc/consul-template.d/locations.ctmpl"
+  destination          = "/etc/nginx/locations.d/services.conf"
+  perms                = 0644
+  error_on_missing_key = false
+  command              = ["/bin/sh", "-c", "if nginx -t -q; then systemctl try-reload-or-restart nginx; else echo 'consul-template: nginx -t refused the new routes (see above); nginx keeps the previous ones' >&2; fi"]
+  command_timeout      = "30s"
+}
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/consul-template.d/consul-template.hcl 0644 root
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+{{- /*
+  A client's backend balancer: its upstream groups, rendered by consul-template into
+  /etc/nginx/conf.d/services.conf. Managed by hashicluster.
+
+  As the front balancer's services.ctmpl, but only the instances on this client's own node
+  (HASHICLUSTER_NODE, set by the unit): one group per Consul service tagged "lb" with at least
+  one passing instance here.
+*/ -}}
+# Generated by consul-template from services.ctmpl (backend balancer): do not edit.
+# One upstream group per Consul service tagged "lb" with a healthy instance on this node.
+{{- $node := env "HASHICLUSTER_NODE" }}
+{{- range services }}
+{{- if and (.Tags | contains "lb") (.Name | regexMatch "^[A-Za-z0-9][A-Za-z0-9-]*$") }}
+{{- $service := .Name }}
+{{- scratch.Set "servers" "" }}
+{{- range service (printf "%s|passing" .Name) }}
+{{- if eq .Node $node }}
+{{- scratch.Set "servers" (printf "%s    server %s:%d max_fails=3 fail_timeout=5s;\n" (scratch.Get "servers") .Address .Port) }}
+{{- end }}
+{{- end }}
+{{- if ne (scratch.Get "servers") "" }}
+
+upstream {{ $service }} {
+{{ scratch.Get "servers" }}    keepalive 16;
+}
+{{- end }}
+{{- end }}
+{{- end }}
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/consul-template.d/services.ctmpl 0644 root
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+{{- /*
+  A client's backend balancer: its routes, rendered by consul-template into
+  /etc/nginx/locations.d/services.conf. Managed by hashicluster.
+
+  /<service>/... goes to /... on a healthy instance of this node (services.ctmpl's group of
+  the same name); without one here, 503 at once, so the front balancer tries another client.
+*/ -}}
+# Generated by consul-template from locations.ctmpl (backend balancer): do not edit.
+{{- $node := env "HASHICLUSTER_NODE" }}
+{{- range services }}
+{{- if and (.Tags | contains "lb") (.Name | regexMatch "^[A-Za-z0-9][A-Za-z0-9-]*$") }}
+{{- scratch.Set "local" false }}
+{{- range service (printf "%s|passing" .Name) }}{{ if eq .Node $node }}{{ scratch.Set "local" true }}{{ end }}{{ end }}
+{{- if scratch.Get "local" }}
+
+location /{{ .Name }}/ {
+    proxy_pass http://{{ .Name }}/;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Prefix /{{ .Name }};
+    proxy_connect_timeout 1s;
+    proxy_next_upstream error timeout http_502 http_503;
+    proxy_next_upstream_tries 3;
+}
+{{- else }}
+
+location /{{ .Name }}/ {
+    default_type text/plain;
+    return 503 "no healthy instance of {{ .Name }} on this client\n";
+}
+{{- end }}
+{{- end }}
+{{- end }}
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/consul-template.d/locations.ctmpl 0644 root
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+# Managed by hashicluster; edits are overwritten.
+[Unit]
+Description=consul-template (nginx routes of the load balancer from Consul)
+Documentation=https://github.com/hashicorp/consul-template
+Wants=network-online.target consul.service
+After=network-online.target consul.service nginx.service
+
+[Service]
+# root: it writes nginx's config and reloads nginx.
+# The config file only: every file of a -config directory would be read as config.
+# With ACLs, its Consul token (CONSUL_HTTP_TOKEN), in a file of mode 0600.
+EnvironmentFile=-/etc/consul-template.d/token.env
+# This node's name: the backend balancer routes to its instances only.
+Environment=HASHICLUSTER_NODE=client2
+ExecStart=/usr/local/bin/consul-template -config=/etc/consul-template.d/consul-template.hcl
+ExecReload=/bin/kill --signal HUP $MAINPID
+KillMode=process
+KillSignal=SIGINT
+Restart=on-failure
+RestartSec=2
+LimitNOFILE=65536
+
+[Install]
+WantedBy=multi-user.target
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/systemd/system/consul-template.service 0644 root
+while read -r path mode owner data; do
+  tmp=$(mktemp) && printf %s "$data" | base64 -d > "$tmp"
+  put_file "$tmp" "$path" "$mode" "$owner"
+done
+[ -s /etc/consul-template.d/token.env ] || fail "consul-template: the secret file /etc/consul-template.d/token.env did not arrive on stdin"
+if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
+systemctl enable --quiet consul-template
+if [ "$changed" = 1 ]; then systemctl restart consul-template; else systemctl start consul-template; fi
+use_api
+ready_state() { journalctl -u consul-template -n 20 --no-pager; }
+ready() { [ -e /etc/nginx/conf.d/services.conf ]; }
+wait_for "the local consul-template agent" 120 ready_state ready
