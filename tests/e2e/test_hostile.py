@@ -8,17 +8,30 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from lab.machines import dirs
 from lab.paths import Paths
 
+from ..waiting import wait_until
 from .conftest import STACK, Project, on_machine
 
+pytestmark = pytest.mark.e2e
+
 CLIENT3 = "10.210.9.33"
+# A runtime drop-in for Nomad's unit (under /run: gone when the machine powers off): a start
+# of Nomad, such as the roll step's restart, marks HELD and then waits for as long as the
+# drop-in exists, so the roll step cannot finish before the test has powered the machine off.
+HOLD = "/run/systemd/system/nomad.service.d/hashicluster-test-hold.conf"
+HELD = "/run/hashicluster-test-nomad-held"
+HOLD_UNIT = f"""[Service]
+ExecStartPre=/bin/sh -c 'touch {HELD}; while [ -e {HOLD} ]; do sleep 0.2; done'
+TimeoutStartSec=infinity
+"""
 
 
 def machine_root(name: str) -> Path:
@@ -61,30 +74,34 @@ def test_a_changed_host_key_stops_the_run(project: Project, cluster: dict[str, A
 
 def test_a_machine_that_dies_mid_change_converges_on_the_next_up(project: Project,
                                                                   cluster: dict[str, Any]) -> None:
-    """client3 is powered off while its roll step waits for the restarted Nomad agent: the
-    run fails on client3; with the machine back, the next run finishes the change."""
+    """client3 is powered off while its roll step restarts Nomad: the run fails on client3;
+    with the machine back, the next run finishes the change.
+
+    The restart is held (HOLD_UNIT) until the machine is off, so the power-off always lands
+    in the middle of the roll step, however fast or slow the host: without the hold the step
+    could finish, and the run succeed, between the test seeing the restart and the power-off.
+    """
     machine = f"{STACK}-client3"
-    started = on_machine(project, "client3", "systemctl show nomad -p ActiveEnterTimestampMonotonic").strip()
+    on_machine(project, "client3", f"rm -f {HELD}; mkdir -p {Path(HOLD).parent} && "
+               f"cat > {HOLD} <<'EOF'\n{HOLD_UNIT}EOF\nsystemctl daemon-reload")
     set_meta(project, "mid-change")
-    result: dict[str, subprocess.CompletedProcess[str]] = {}
-    up = threading.Thread(target=lambda: result.setdefault(
-        "up", project.pulumi("up", "--yes", "--skip-preview", check=False)))
-    up.start()
-    try:
-        # The roll step restarts Nomad on client3: power the machine off at that moment.
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            now = on_machine(project, "client3", "systemctl show nomad -p ActiveEnterTimestampMonotonic",
-                             check=False).strip()
-            if now and now != started:
-                break
-            time.sleep(0.1)
-        else:
-            raise AssertionError("the roll never restarted Nomad on client3")
-        project.lab("stop", machine)
-    finally:
-        up.join(600)
-    proc = result["up"]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        up = pool.submit(project.pulumi, "up", "--yes", "--skip-preview", check=False)
+        stopped = False
+        try:
+            # The roll step restarts Nomad on client3, which waits in HOLD_UNIT: power the
+            # machine off while it does.
+            wait_until("the roll step restarting Nomad on client3 (held before Nomad starts)",
+                       lambda: up.done() or on_machine(project, "client3", f"test -e {HELD} && echo held",
+                                                       check=False).strip() == "held")
+            assert not up.done(), "the run ended before its roll step restarted Nomad on client3"
+            project.lab("stop", machine)
+            stopped = True
+        finally:
+            if not stopped:  # the test failed: let the held restart go on, and the run end
+                on_machine(project, "client3", f"rm -f {HOLD} {HELD}; systemctl daemon-reload",
+                           check=False)
+        proc = up.result()
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
     assert "client3-roll" in out and "failed" in out, out[-3000:]
@@ -99,13 +116,10 @@ def test_a_machine_that_dies_mid_change_converges_on_the_next_up(project: Projec
     project.pulumi("config", "rm", "--path", "hashicluster:clientSettings.client3")
     project.pulumi("up", "--yes", "--skip-preview")
     project.pulumi("preview", "--expect-no-changes")
-    # fib lost its instance on client3 meanwhile: Nomad has placed it again.
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    # fib lost its instance on client3 meanwhile: Nomad places it again.
+    def running_fib() -> int:
         allocs = json.loads(on_machine(project, "root-server", "NOMAD_ADDR=$NOMAD_SCHEME://10.210.9.10:4646 "
                                        "nomad job allocs -json fib"))
-        if len([a for a in allocs if a["ClientStatus"] == "running"]) == 3:
-            break
-        time.sleep(1)
-    else:
-        raise AssertionError("fib is not back to 3 running allocations")
+        return len([a for a in allocs if a["ClientStatus"] == "running"])
+
+    wait_until("fib back to 3 running allocations", lambda: running_fib() == 3, poll=1)
