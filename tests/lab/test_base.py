@@ -16,6 +16,7 @@ from lab import base, machines
 from lab.names import netns_name, veth_name
 from lab.paths import Paths
 
+from ..waiting import wait_until
 from .conftest import Lab, needs_root_and_nspawn
 
 pytestmark = [pytest.mark.lab, needs_root_and_nspawn]
@@ -102,14 +103,13 @@ def test_a_base_built_from_nothing_has_nginx_off(cold_lab: Lab) -> None:
 
 
 def test_stop_processes_in_stops_what_runs_in_a_chroot(current_base: Path) -> None:
-    sleeper = subprocess.Popen(["chroot", str(current_base), "/bin/sleep", "60"])
+    sleeper = subprocess.Popen(["chroot", str(current_base), "/bin/sleep", "infinity"])
     try:
-        deadline = time.monotonic() + 5
-        while not base.processes_in(current_base) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until("the chrooted sleep among the processes in the base",
+                   lambda: base.processes_in(current_base), poll=0.05)
         assert [p.pid for p in base.processes_in(current_base)] == [sleeper.pid]
         base.stop_processes_in(current_base)
-        assert sleeper.wait(timeout=10) != 0
+        assert sleeper.wait(timeout=120) != 0
     finally:
         sleeper.kill()
         sleeper.wait()
