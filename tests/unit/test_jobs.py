@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -27,6 +26,8 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 
 from cluster import jobs
+
+from ..waiting import HANG_GUARD, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FIB_PY = ROOT / "jobs" / "fib" / "fib.py"
@@ -140,29 +141,27 @@ def test_server_answers_logs_and_stops_on_sigterm() -> None:
     reader.start()
 
     def wait_for_lines(what: str, count: int) -> None:
-        deadline = time.monotonic() + 10
-        while sum(what in line for line in list(lines)) < count:
-            assert time.monotonic() < deadline, f"no {count} lines with {what!r}: {lines}"
-            time.sleep(0.05)
+        wait_until(f"{count} lines of fib.py's log with {what!r}",
+                   lambda: sum(what in line for line in list(lines)) >= count, poll=0.05,
+                   state=lambda: lines)
 
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                status, body = get(f"http://127.0.0.1:{port}/health")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "fib.py did not start listening"
-                time.sleep(0.05)
-        assert (status, body) == (200, {"status": "ok", "instance": "alloc-xyz"})
+        answers: list[tuple[int, Any]] = []
+
+        def answers_health() -> bool:
+            answers.append(get(f"http://127.0.0.1:{port}/health"))  # OSError until it listens
+            return True
+
+        wait_until("fib.py answering /health", answers_health, poll=0.05, ignore=(OSError,))
+        assert answers[-1] == (200, {"status": "ok", "instance": "alloc-xyz"})
         status, body = get(f"http://127.0.0.1:{port}/fib/20")
         assert (status, body["fib"], body["instance"]) == (200, 6765, "alloc-xyz")
         assert get(f"http://127.0.0.1:{port}/fib/x")[0] == 400
         wait_for_lines('"GET /', 3)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
-        reader.join(timeout=10)
+        proc.wait(timeout=HANG_GUARD)
+        reader.join(timeout=HANG_GUARD)
     assert proc.returncode == 0, lines
     assert lines[0].startswith("fib: instance alloc-xyz listening on http://127.0.0.1:")
     assert [line.split('"')[1] for line in lines if '"GET /' in line] == \
