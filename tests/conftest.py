@@ -1,6 +1,9 @@
 """Session-wide test order: fast tests first, then the end-to-end tests on the shared lab
 cluster, and last the test that destroys that cluster.
 
+Every test that needs no machine, no VM and no minutes is marked `quick` here (those that do
+carry one of NOT_QUICK, registered in pyproject.toml): `./run test -m quick`.
+
 In CI (`CI=true`) a skipped test is a failure: CI runs on a machine where `./run test` has
 installed every tool the tests need, so a skip there means a test silently did not run.
 """
@@ -12,12 +15,16 @@ from collections.abc import Generator
 
 import pytest
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "destroys_cluster: tears the shared lab cluster down")
+NOT_QUICK = ("e2e", "lab", "vagrant", "hostkinds", "long", "slow")
 
 
+# First: `-m` selects among the items once they carry `quick`.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in NOT_QUICK):
+            item.add_marker(pytest.mark.quick)
+
     def key(item: pytest.Item) -> tuple[bool, bool]:
         return ("tests/e2e/" in item.nodeid, item.get_closest_marker("destroys_cluster") is not None)
 

@@ -6,7 +6,11 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from .conftest import STACK, Project, on_machine
+
+pytestmark = pytest.mark.e2e
 
 NOMAD = "NOMAD_ADDR=$NOMAD_SCHEME://10.210.9.10:4646"
 

@@ -11,6 +11,8 @@ import pytest
 
 from .conftest import STACK, Project, lab_machines, run
 
+pytestmark = pytest.mark.e2e
+
 NODES = {
     "root-server": ("root.server.demo", "10.210.9.10"),
     "frontend-lb": ("frontend.lb.demo", "10.210.9.20"),

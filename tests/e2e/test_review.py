@@ -18,6 +18,8 @@ from toolchain.api import installed
 
 from .conftest import STACK, Project
 
+pytestmark = pytest.mark.e2e
+
 NOMAD_NODES = ("root-server", "client1", "client2", "client3")
 OTHER_VERSION = "1.6.2"  # the toolchain's second Nomad (python3 -m toolchain ensure nomad@1.6.2)
 

@@ -16,7 +16,7 @@ import pytest
 from cluster import jobs
 from tests.jobs.conftest import DevAgents
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.long  # real agents, real deployments
 
 ROOT = Path(__file__).resolve().parents[2]
 FIB_HCL = (ROOT / "jobs" / "fib.nomad.hcl").read_text()

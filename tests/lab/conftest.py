@@ -24,10 +24,6 @@ needs_root_and_nspawn = pytest.mark.skipif(
     reason="real lab tests need root and systemd-nspawn (`python3 -m lab deps`)")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "lab: runs the real lab tool (root, systemd-nspawn)")
-
-
 @dataclass
 class Lab:
     """The lab tool with its own state and runtime directories."""

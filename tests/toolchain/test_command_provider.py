@@ -1,11 +1,11 @@
 """The project's own command provider (toolchain/commandprovider) under the real Pulumi CLI.
 
-Every test here is slow (marked ``e2e``): the Go unit tests compile the provider's package,
+Every test here is slow (marked ``long``): the Go unit tests compile the provider's package,
 the others run `pulumi up/preview/destroy` with the installed Pulumi CLI and
 pulumi-resource-command (``python3 -m toolchain ensure pulumi pulumi-resource-command``) on a
 small program in a temporary directory, with a file:// backend and the project's venv.
-The remote tests also need root: they share a lab machine (``cpt-*`` on 10.210.5.0/24) and run
-Pulumi inside the lab network namespace.
+The remote tests (also marked ``lab``) need root: they share a lab machine (``cpt-*`` on
+10.210.5.0/24) and run Pulumi inside the lab network namespace.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from toolchain.errors import ToolchainError
 from toolchain.gobuild import copy_local_packages, go_env, wrapper_go_mod
 from toolchain.pins import load_pins
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.long
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "test"
@@ -310,6 +310,7 @@ def lab_ssh(machine: dict[str, Any], *command: str) -> str:
     return run(["python3", "-m", "lab", "ssh", machine["name"], *command], cwd=ROOT).stdout
 
 
+@pytest.mark.lab
 def test_remote_command_on_lab_machine(project: Project, lab_machine: dict[str, Any]) -> None:
     """SSH with the lab key and host key check, environment, wrong host key, delete."""
     project.in_lab = True
@@ -346,6 +347,7 @@ def test_remote_command_on_lab_machine(project: Project, lab_machine: dict[str, 
     assert deleted == f"deleted[{greeting}\n{lab_machine['hostname']}]"
 
 
+@pytest.mark.lab
 def test_copy_to_remote_on_lab_machine(project: Project, lab_machine: dict[str, Any]) -> None:
     """CopyToRemote of a file (a few MB), a text and a directory; no-op; changed file replaces."""
     project.in_lab = True

@@ -45,7 +45,7 @@ from toolchain.paths import Layout
 from toolchain.pins import PINS_FILE, Pins, ToolPin, load_pins
 from toolchain.plugins import plugin_dir_name
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.long
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 600.0
