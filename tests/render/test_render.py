@@ -114,6 +114,7 @@ def test_a_broken_config_is_refused(tmp_path: Path) -> None:
 def test_matches_golden_files(layout: str, node: Node) -> None:
     root = GOLDEN / layout / node.name
     files = files_for(LAYOUTS[layout], node)
+    assert files, f"{layout}: nothing rendered for {node.name}"
     if os.environ.get("HASHICLUSTER_UPDATE_GOLDEN"):
         write_tree(root, files)
     for f in files:

@@ -76,6 +76,7 @@ def script_files(rendered: dict[str, Scripts], tmp_path_factory: pytest.TempPath
 def test_scripts_match_golden_files(layout: str, rendered: dict[str, Scripts]) -> None:
     root = GOLDEN / layout
     scripts = rendered[layout]
+    assert scripts, f"{layout}: no step script rendered"
     if os.environ.get("HASHICLUSTER_UPDATE_GOLDEN"):
         for old in root.glob("*/steps/**/*.sh"):
             old.unlink()
@@ -109,6 +110,7 @@ def test_every_layout_has_the_steps_of_its_machines(rendered: dict[str, Scripts]
 
 
 def test_every_script_parses(script_files: list[Path]) -> None:
+    assert len(script_files) > 50  # every kind of step, in every layout
     for path in script_files:
         proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
         assert proc.returncode == 0, f"{path}: {proc.stderr}"

@@ -49,6 +49,7 @@ def test_cadvisor_requires_exactly_the_modules_main_imports(pin: ToolPin) -> Non
     imports = go_imports(MAIN_GO.read_text(encoding="utf-8"))
     external = {path for path in imports if "." in path.split("/")[0]}
     required = [item.split("@")[0] for item in pin.build.require]
+    assert required and external, (required, external)
     for module in required:
         assert any(path == module or path.startswith(module + "/") for path in external), module
     for path in external:

@@ -32,7 +32,9 @@ def test_project_pins_stay_on_open_source_versions() -> None:
 
 
 def test_every_release_sha256_is_pinned_or_the_placeholder() -> None:
-    for pin in load_pins().all_pins():
+    pins = load_pins().all_pins()
+    assert len(pins) > len(load_pins().tools), "every tool, and the extra Nomad and Consul versions"
+    for pin in pins:
         assert pin.release.sha256_pinned or pin.release.sha256 == SHA256_PLACEHOLDER
 
 
@@ -50,7 +52,9 @@ def test_every_release_can_be_verified_without_go() -> None:
 
 
 def test_release_urls_are_the_vendors_https_ones() -> None:
-    for pin in load_pins().all_pins():
+    pins = load_pins().all_pins()
+    assert pins and all(pin.release.url for pin in pins), "every release has a URL"
+    for pin in pins:
         for url in (pin.release.url, pin.release.checksums_url):
             assert not url or url.startswith("https://"), f"{pin.spec}: {url}"
 

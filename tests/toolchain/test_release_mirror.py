@@ -282,6 +282,7 @@ def test_every_tool_installs_from_the_mirror_without_go(mirror: Mirror, tmp_path
     proc = toolchain(env, "ensure", "--source", "release", "--jobs", "2")
     assert proc.returncode == 0, proc.stderr
     pins = load_pins(mirror.versions)
+    assert pins.tools, "the site's pin file names tools"
     assert f"toolchain: {len(pins.tools)} tools ready" in proc.stderr
     for name, pin in pins.tools.items():
         assert f"[{name} {pin.version}] downloaded in " in proc.stderr
