@@ -3,6 +3,7 @@ the choice of the median run, the `./run bench` entry point."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from bench.eventlog import parse
 from bench.report import PathReport
 from bench.workspace import EventTail
 
+from ..runscript import needs_root, run_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,10 +30,20 @@ def test_the_help_names_the_entry_point() -> None:
         assert option in out
 
 
-def test_run_offers_bench() -> None:
-    text = (ROOT / "run").read_text()
-    assert 'bench) setup; "$PY" -m bench run "$@" ;;' in text
-    assert "#   ./run bench" in text
+@needs_root
+def test_run_bench_sets_up_then_runs_the_benchmark_with_its_arguments(tmp_path: Path) -> None:
+    """`./run bench ARGS` (on a copy, with a recording Python): setup first, then `bench run`."""
+    proc, calls = run_script(tmp_path, "bench", "--quick", "--runs", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert calls[-1] == "source=unset args=-m bench run --quick --runs 2", calls
+    assert "source=unset args=-m toolchain ensure" in calls[:-1], "setup ran before"
+
+
+def test_run_help_names_bench(tmp_path: Path) -> None:
+    proc, calls = run_script(tmp_path, "help")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^\s*\./run bench\b", proc.stdout, re.M), proc.stdout
+    assert calls == []
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
