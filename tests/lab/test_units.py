@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from lab import base, deps, forward, mounts, sshkeys
+from lab import base, deps, forward, mounts, proc, sshkeys
 from lab.cli import parser
 from lab.errors import LabError
 from lab.names import (
@@ -98,7 +99,7 @@ def test_paths_follow_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert p.runtime == Path("/run/hashicluster/lab")
 
 
-def test_base_key_is_the_suite_and_a_hash_of_the_recipe() -> None:
+def test_base_key_is_the_suite_and_a_hash_of_the_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
     digest = base.recipe_hash()
     assert len(digest) == 8 and int(digest, 16) >= 0
     assert base.key("bookworm") == f"bookworm-{digest}"
@@ -108,14 +109,60 @@ def test_base_key_is_the_suite_and_a_hash_of_the_recipe() -> None:
     assert base.recipe_hash([p for p in base.PACKAGES if p != "nginx"]) != digest
     assert base.recipe_hash(disabled=()) != digest
     assert base.recipe_hash(masked=()) != digest
-    assert base.RECIPE_REVISION >= 2, "bases prepared before units were turned off by name"
     with pytest.raises(LabError, match="suite"):
         base.key("../etc")
+    # A base prepared another way (a new revision of `prepare`) is another base.
+    monkeypatch.setattr(base, "RECIPE_REVISION", base.RECIPE_REVISION + 1)
+    assert base.recipe_hash() != digest
 
 
-def test_the_base_has_nginx_turned_off() -> None:
-    assert "nginx" in base.PACKAGES
-    assert "nginx.service" in base.DISABLED_UNITS
+def fake_debootstrap(args: list[str], **kwargs: object) -> None:
+    """Stands in for `debootstrap --include=PACKAGES SUITE TARGET MIRROR`: a root where every
+    included package is installed (its dpkg file list), ssh has host keys, nginx's package has
+    enabled its unit (as Debian's postinst does, with an absolute link), and the apt timers
+    are enabled."""
+    include = next(a for a in args if a.startswith("--include=")).removeprefix("--include=")
+    root = Path(args[-2])
+    for d in ("etc/ssh", "var/lib/dpkg/info", "var/lib/dbus", "var/cache/apt/archives", "root",
+              "lib/systemd/system", "etc/systemd/system/multi-user.target.wants",
+              "etc/systemd/system/timers.target.wants"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "os-release").write_text("ID=debian\n")
+    (root / "etc" / "ssh" / "ssh_host_ed25519_key").write_text("the image's own key\n")
+    for package in include.split(","):
+        (root / "var" / "lib" / "dpkg" / "info" / f"{package}.list").write_text("")
+    if "nginx" in include.split(","):
+        (root / "usr" / "sbin").mkdir(parents=True)
+        (root / "usr" / "sbin" / "nginx").write_text("")
+        (root / "lib" / "systemd" / "system" / "nginx.service").write_text("[Unit]\n")
+        (root / "etc" / "systemd" / "system" / "multi-user.target.wants" / "nginx.service").symlink_to(
+            "/lib/systemd/system/nginx.service")
+    for timer in ("apt-daily.timer", "apt-daily-upgrade.timer"):
+        (root / "etc" / "systemd" / "system" / "timers.target.wants" / timer).symlink_to(
+            f"/lib/systemd/system/{timer}")
+
+
+def test_a_built_base_has_nginx_installed_but_not_started_at_boot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`base.build` with debootstrap faked (no root, no mirror): nginx is in the base, nothing
+    starts it at boot, the apt timers are masked and the image's host keys are gone."""
+    monkeypatch.setattr(deps, "require_root", lambda: None)
+    monkeypatch.setattr(deps, "require", lambda *programs: None)
+    monkeypatch.setattr(deps, "require_debian_keyring", lambda *args: None)
+    monkeypatch.setattr(proc, "run_visible", fake_debootstrap)
+    paths = Paths(cache=tmp_path / "cache", state=tmp_path / "state", runtime=tmp_path / "run")
+    built = base.build(paths, "bookworm", "http://mirror.invalid/debian")
+    assert built == base.path(paths, "bookworm") and base.is_ready(built)
+    assert (built / "var" / "lib" / "dpkg" / "info" / "nginx.list").exists(), "nginx installed"
+    assert (built / "usr" / "sbin" / "nginx").exists()
+    assert (built / "lib" / "systemd" / "system" / "nginx.service").exists(), "its unit too"
+    boot_links = [str(p.relative_to(built)) for p in (built / "etc" / "systemd").rglob("*.service")
+                  if p.is_symlink()]
+    assert boot_links == [], "nothing starts nginx (or any service the fake enabled) at boot"
+    system = built / "etc" / "systemd" / "system"
+    for timer in ("apt-daily.timer", "apt-daily-upgrade.timer"):
+        assert os.readlink(system / timer) == "/dev/null", f"{timer} masked"
+    assert list((built / "etc" / "ssh").glob("ssh_host_*")) == [], "each machine makes its own"
 
 
 def _fake_base(path: Path) -> Path:
