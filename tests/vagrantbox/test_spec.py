@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from vagrantbox import spec
+from vagrantbox import image, spec
 from vagrantbox.boot import qemu_command
-from vagrantbox.build import write_box
+from vagrantbox.build import recipe_file, write_box
 from vagrantbox.cli import main
 from vagrantbox.host import missing_tools
 
@@ -109,10 +109,22 @@ def test_missing_tools_names_package() -> None:
     assert missing_tools({"no-such-tool-xyz": "some-pkg"}) == ["no-such-tool-xyz (some-pkg)"]
 
 
-def test_existing_box_is_reported_not_rebuilt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "hashicluster-bookworm.box").write_bytes(b"x")
-    assert main(["build", "--out", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path / "hashicluster-bookworm.box")
+def test_existing_box_is_reported_not_rebuilt(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A box built from the same recipe (its `.recipe` file holds the recipe's digest) is
+    reported as it is; nothing is built (as root with the build tools, a build would run)."""
+    def no_build(*args: object) -> Path:
+        raise AssertionError("the box was built again")
+
+    monkeypatch.setattr(image, "build_qcow2", no_build)
+    pubkey = tmp_path / "key.pub"
+    pubkey.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qta2V5LW5vdC1mb3ItdXNl test\n")
+    box = tmp_path / "hashicluster-bookworm.box"
+    box.write_bytes(b"x")
+    recipe_file(box).write_text(spec.recipe_digest(spec.BoxSpec(), spec.validate_pubkey(pubkey.read_text())))
+    assert main(["build", "--out", str(tmp_path), "--pubkey", str(pubkey)]) == 0
+    assert capsys.readouterr().out.strip() == str(box)
+    assert box.read_bytes() == b"x"
 
 
 def test_bad_size_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
