@@ -72,6 +72,11 @@ def test_a_changed_host_key_stops_the_run(project: Project, cluster: dict[str, A
     project.pulumi("preview", "--expect-no-changes")
 
 
+def held(project: Project) -> bool:
+    """A start of Nomad on client3 waits in HOLD_UNIT."""
+    return on_machine(project, "client3", f"test -e {HELD} && echo held", check=False).strip() == "held"
+
+
 def test_a_machine_that_dies_mid_change_converges_on_the_next_up(project: Project,
                                                                   cluster: dict[str, Any]) -> None:
     """client3 is powered off while its roll step restarts Nomad: the run fails on client3;
@@ -84,24 +89,30 @@ def test_a_machine_that_dies_mid_change_converges_on_the_next_up(project: Projec
     machine = f"{STACK}-client3"
     on_machine(project, "client3", f"rm -f {HELD}; mkdir -p {Path(HOLD).parent} && "
                f"cat > {HOLD} <<'EOF'\n{HOLD_UNIT}EOF\nsystemctl daemon-reload")
-    set_meta(project, "mid-change")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        up = pool.submit(project.pulumi, "up", "--yes", "--skip-preview", check=False)
-        stopped = False
-        try:
-            # The roll step restarts Nomad on client3, which waits in HOLD_UNIT: power the
-            # machine off while it does.
-            wait_until("the roll step restarting Nomad on client3 (held before Nomad starts)",
-                       lambda: up.done() or on_machine(project, "client3", f"test -e {HELD} && echo held",
-                                                       check=False).strip() == "held")
-            assert not up.done(), "the run ended before its roll step restarted Nomad on client3"
-            project.lab("stop", machine)
-            stopped = True
-        finally:
-            if not stopped:  # the test failed: let the held restart go on, and the run end
-                on_machine(project, "client3", f"rm -f {HOLD} {HELD}; systemctl daemon-reload",
-                           check=False)
-        proc = up.result()
+    stopped = False
+
+    def release_hold() -> None:
+        """Unless the machine is off (which took the hold with it): let a held restart go on."""
+        if not stopped:
+            on_machine(project, "client3", f"rm -f {HOLD} {HELD}; systemctl daemon-reload", check=False)
+
+    try:
+        set_meta(project, "mid-change")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            up = pool.submit(project.pulumi, "up", "--yes", "--skip-preview", check=False)
+            try:
+                # The roll step restarts Nomad on client3, which waits in HOLD_UNIT: power the
+                # machine off while it does.
+                wait_until("the roll step restarting Nomad on client3 (held before Nomad starts)",
+                           lambda: up.done() or held(project))
+                assert not up.done(), "the run ended before its roll step restarted Nomad on client3"
+                project.lab("stop", machine)
+                stopped = True
+            finally:
+                release_hold()  # before waiting for the run, which a held restart would block
+            proc = up.result()
+    finally:
+        release_hold()
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
     assert "client3-roll" in out and "failed" in out, out[-3000:]
