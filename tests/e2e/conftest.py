@@ -107,7 +107,6 @@ def toolchain_path() -> str:
 def project_copy(base: Path, stack: str, stack_config: str, passphrase: str) -> tuple[Path, dict[str, str]]:
     """A copy of the project under BASE with the stack file STACK, and the environment that
     runs the toolchain's Pulumi on a file backend of its own there."""
-    path_env = toolchain_path()
     path = base / "hashicluster"
     path.mkdir()
     for name in PROJECT_FILES:
@@ -118,6 +117,13 @@ def project_copy(base: Path, stack: str, stack_config: str, passphrase: str) -> 
             shutil.copy2(src, path / name)
     (path / "venv").symlink_to(ROOT / "venv")
     (path / f"Pulumi.{stack}.yaml").write_text(stack_config)
+    return path, pulumi_env(base, passphrase)
+
+
+def pulumi_env(base: Path, passphrase: str) -> dict[str, str]:
+    """The environment that runs the toolchain's Pulumi on a file backend of its own under
+    BASE, with the command provider linked into a Pulumi home there."""
+    path_env = toolchain_path()
     backend = base / "backend"
     backend.mkdir()
     env = dict(os.environ)
@@ -126,7 +132,7 @@ def project_copy(base: Path, stack: str, stack_config: str, passphrase: str) -> 
                PULUMI_BACKEND_URL=f"file://{backend}", PULUMI_CONFIG_PASSPHRASE=passphrase,
                PULUMI_SKIP_UPDATE_CHECK="true", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true")
     link_plugins(Layout.from_env(), load_pins(), Path(env["PULUMI_HOME"]))
-    return path, env
+    return env
 
 
 @pytest.fixture(scope="session")

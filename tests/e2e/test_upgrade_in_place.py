@@ -1,0 +1,81 @@
+"""A running cluster is not disturbed by a new version of the program.
+
+A cluster brought up by an earlier commit (UPGRADE_FROM, stack `e2e-upgrade`, network
+10.210.6.0/24) is previewed with this working tree, the way a user reviews an upgrade
+(`python3 -m review run`): only steps whose script changed are updates, nothing is created,
+replaced or deleted. Then `pulumi up` applies it while fib is under load through the load
+balancer: no request may fail, and the next preview is empty.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from review.summary import CREATED, DELETED, REPLACED, UPDATED, summarize
+
+from .conftest import ROOT, Project, lab_machines, pulumi_env, run
+from .load import load
+
+pytestmark = pytest.mark.e2e
+
+# The program users may be running: the last commit before the install steps became templates
+# (templates/steps). Move it forward when a release's stacks are the ones to upgrade from.
+UPGRADE_FROM = "9ac3f08"
+STACK = "e2e-upgrade"
+NETWORK = "10.210.6.0/24"
+LB = "10.210.6.20"
+# The inputs of a Command step that hold its scripts: an upgrade may change these and no other.
+SCRIPT_INPUTS = {"create", "update", "delete"}
+
+
+@pytest.fixture(scope="module")
+def upgraded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, Path]]:
+    """The review of this tree against a cluster of UPGRADE_FROM: (the working tree's project
+    on that stack, the review's output directory). The cluster is destroyed afterwards."""
+    if run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{UPGRADE_FROM}^{{commit}}"],
+           check=False).returncode != 0:
+        pytest.fail(f"commit {UPGRADE_FROM} is not in {ROOT}'s history: the upgrade test needs a "
+                    "full clone (git fetch --unshallow)")
+    base = tmp_path_factory.mktemp("upgrade")
+    env = pulumi_env(base, "upgrade-passphrase")
+    work, out = base / "work", base / "out"
+    head = Project(work / "head", env, stack=STACK)
+    for machine in lab_machines(Project(ROOT, env, stack=STACK)):  # left by an interrupted run
+        run(["python3", "-m", "lab", "down", machine], cwd=ROOT, env=env)
+    review = ["python3", "-m", "review", "run", "--base", UPGRADE_FROM, "--stack", STACK,
+              "--network", NETWORK, "--out", str(out), "--work", str(work)]
+    try:
+        run(review, cwd=ROOT, env=env, timeout=1800)
+        yield head, out
+    finally:
+        head.pulumi("destroy", "--yes", check=False)  # from the state: either tree would do
+        assert not lab_machines(head), "the upgrade stack's machines outlived its destroy"
+
+
+def test_the_preview_of_an_upgrade_updates_only_changed_scripts(upgraded: tuple[Project, Path]) -> None:
+    _, out = upgraded
+    summary = summarize(json.loads((out / "preview.json").read_text()))
+    assert summary.errors == 0 and not summary.unknown_ops, summary
+    totals = summary.totals
+    print(f"upgrade from {UPGRADE_FROM}: {totals[UPDATED]} steps to update")
+    assert totals[CREATED] == totals[REPLACED] == totals[DELETED] == 0, summary.machines
+    assert totals[UPDATED] > 0, "the working tree changes no script: the test shows nothing"
+    inputs = {name: set(keys) for name, keys in summary.keys.items()}
+    assert all(keys <= SCRIPT_INPUTS for keys in inputs.values()), inputs
+
+
+def test_pulumi_up_upgrades_the_cluster_with_no_failed_request(upgraded: tuple[Project, Path]) -> None:
+    head, _ = upgraded
+    with load(head, LB) as result:
+        head.pulumi("up", "--yes", "--skip-preview")
+    print(f"upgrade from {UPGRADE_FROM} under load: {result}")
+    assert result.failed == 0, result
+    assert result.during > 0, result
+    head.pulumi("preview", "--expect-no-changes")
+    answer = json.loads(head.exec("curl", "-sf", "-m", "5", f"http://{LB}/fib/10").stdout)
+    assert answer["fib"] == 55, answer
+
