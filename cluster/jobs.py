@@ -433,8 +433,11 @@ class NomadJobProvider(dynamic.ResourceProvider):
         if any(news.get(key) == rpc.UNKNOWN for key in ("hcl", "address")):
             return dynamic.DiffResult(changes=True)
         settings_changed = any(olds.get(key) != news.get(key) for key in SETTINGS)
+        # A token or CA still to be made by a step of this run (in a preview, a step that will
+        # update): parsing the job asks nothing the ones in the state cannot.
+        credentials = {key: olds.get(key) for key in ("token", "ca_pem") if news.get(key) == rpc.UNKNOWN}
         try:
-            job = _connect(news).parse(str(news["hcl"]))
+            job = _connect({**news, **credentials}).parse(str(news["hcl"]))
         except NomadUnreachableError:
             # No cluster yet (or not reachable from here): fall back to the text.
             return dynamic.DiffResult(changes=settings_changed or olds.get("hcl") != news["hcl"])

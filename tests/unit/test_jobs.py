@@ -379,6 +379,7 @@ class FakeApi(jobs.NomadApi):
         self.allocs: list[dict[str, Any]] = []
         self.latest: dict[str, Any] | None = deployment("running", 0)
         self.calls: list[str] = []
+        self.connected: list[tuple[str | None, str | None]] = []  # (CA, token) of each connect
 
     def parse(self, hcl: str) -> dict[str, Any]:
         if self.unreachable:
@@ -419,7 +420,11 @@ class FakeApi(jobs.NomadApi):
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     api = FakeApi({"v1": {"ID": "fib", "Count": 3}, "v1 reformatted": {"ID": "fib", "Count": 3},
                    "v2": {"ID": "fib", "Count": 2}, "renamed": {"ID": "fib2", "Count": 3}})
-    monkeypatch.setattr(jobs, "connect", lambda address, ca_pem=None, token=None: api)
+    def connect(address: str, ca_pem: str | None = None, token: str | None = None) -> FakeApi:
+        api.connected.append((ca_pem, token))
+        return api
+
+    monkeypatch.setattr(jobs, "connect", connect)
     return api
 
 
@@ -443,6 +448,16 @@ def test_diff_compares_the_parsed_spec(fake: FakeApi) -> None:
     assert renamed.changes is True and renamed.replaces == ["hcl"]
     assert provider.diff("fib", state(), inputs("v1", purge_on_delete=False)).changes is True
     assert provider.diff("fib", state(), inputs(rpc.UNKNOWN)).changes is True
+
+
+def test_diff_in_a_preview_where_the_token_is_still_unknown_uses_the_states(fake: FakeApi) -> None:
+    """A preview where the ACL step will update: the new token is not known yet. Pulumi's
+    placeholder for it must never reach Nomad as a token."""
+    provider = jobs.NomadJobProvider()
+    old = state(token="old-token", ca_pem="old-ca")
+    assert provider.diff("fib", old, inputs("v1", token=rpc.UNKNOWN, ca_pem=rpc.UNKNOWN)).changes is False
+    assert provider.diff("fib", old, inputs("v2", token=rpc.UNKNOWN, ca_pem="new-ca")).changes is True
+    assert fake.connected == [("old-ca", "old-token"), ("new-ca", "old-token")]
 
 
 def test_diff_without_nomad_compares_the_text(fake: FakeApi) -> None:
