@@ -406,6 +406,12 @@ def deploy(props: Mapping[str, Any]) -> dict[str, Any]:
             "warnings": warnings}
 
 
+def _unknown(value: object) -> bool:
+    """An input a preview does not know yet (the output of a step that will run): the dynamic
+    provider's Diff deserializes it as an Unknown, never as a value."""
+    return isinstance(value, pulumi.output.Unknown)
+
+
 class NomadJobProvider(dynamic.ResourceProvider):
     """CRUD of one Nomad job; the work is done by this module's functions."""
 
@@ -428,14 +434,12 @@ class NomadJobProvider(dynamic.ResourceProvider):
         return dynamic.CreateResult(outs["job_id"], outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
-        from pulumi.runtime import rpc
-
-        if any(news.get(key) == rpc.UNKNOWN for key in ("hcl", "address")):
+        if any(_unknown(news.get(key)) for key in ("hcl", "address")):
             return dynamic.DiffResult(changes=True)
         settings_changed = any(olds.get(key) != news.get(key) for key in SETTINGS)
         # A token or CA still to be made by a step of this run (in a preview, a step that will
         # update): parsing the job asks nothing the ones in the state cannot.
-        credentials = {key: olds.get(key) for key in ("token", "ca_pem") if news.get(key) == rpc.UNKNOWN}
+        credentials = {key: olds.get(key) for key in ("token", "ca_pem") if _unknown(news.get(key))}
         try:
             job = _connect({**news, **credentials}).parse(str(news["hcl"]))
         except NomadUnreachableError:

@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from google.protobuf import struct_pb2  # type: ignore[import-untyped]
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 
@@ -439,6 +440,13 @@ def inputs(hcl: str, **settings: Any) -> dict[str, Any]:
             if key not in ("job_id", "job_version", "spec_hash")}
 
 
+def unknown() -> Any:
+    """A value still unknown in a preview, as the dynamic provider's Diff hands it over."""
+    wire = struct_pb2.Struct()
+    wire.update({"value": rpc.UNKNOWN})
+    return rpc.deserialize_properties(wire, True)["value"]
+
+
 def test_diff_compares_the_parsed_spec(fake: FakeApi) -> None:
     provider = jobs.NomadJobProvider()
     assert provider.diff("fib", state(), inputs("v1 reformatted")).changes is False
@@ -447,7 +455,7 @@ def test_diff_compares_the_parsed_spec(fake: FakeApi) -> None:
     renamed = provider.diff("fib", state(), inputs("renamed"))
     assert renamed.changes is True and renamed.replaces == ["hcl"]
     assert provider.diff("fib", state(), inputs("v1", purge_on_delete=False)).changes is True
-    assert provider.diff("fib", state(), inputs(rpc.UNKNOWN)).changes is True
+    assert provider.diff("fib", state(), inputs(unknown())).changes is True
 
 
 def test_diff_in_a_preview_where_the_token_is_still_unknown_uses_the_states(fake: FakeApi) -> None:
@@ -455,8 +463,8 @@ def test_diff_in_a_preview_where_the_token_is_still_unknown_uses_the_states(fake
     placeholder for it must never reach Nomad as a token."""
     provider = jobs.NomadJobProvider()
     old = state(token="old-token", ca_pem="old-ca")
-    assert provider.diff("fib", old, inputs("v1", token=rpc.UNKNOWN, ca_pem=rpc.UNKNOWN)).changes is False
-    assert provider.diff("fib", old, inputs("v2", token=rpc.UNKNOWN, ca_pem="new-ca")).changes is True
+    assert provider.diff("fib", old, inputs("v1", token=unknown(), ca_pem=unknown())).changes is False
+    assert provider.diff("fib", old, inputs("v2", token=unknown(), ca_pem="new-ca")).changes is True
     assert fake.connected == [("old-ca", "old-token"), ("new-ca", "old-token")]
 
 
