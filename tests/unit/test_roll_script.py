@@ -58,7 +58,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                                f'  */v1/status/leader) cat {tmp_path}/leader;;\n'
                                f'  */v1/operator/autopilot/health) cat {tmp_path}/autopilot.json;;\n'
                                f'  */v1/agent/checks) cat {tmp_path}/checks.json;;\n  *) exit 22;;\nesac\n')
-    stand_in(bin_dir / "nomad", '#!/bin/sh\necho "Status      = ready"\n')
+    stand_in(bin_dir / "nomad", '#!/bin/sh\necho \'{"ID": "n1", "Status": "ready"}\'\n')
     stand_in(bin_dir / "consul", '#!/bin/sh\necho "consul: no leader"\n')
     monkeypatch.setattr(install, "PENDING", str(tmp_path / "pending"))
     monkeypatch.setattr(install, "STAGING", str(tmp_path / "staging"))

@@ -38,15 +38,40 @@ put_file() {
   rm -f "$1"
 }
 has_leader() { api "$1/v1/status/leader" | grep -q :; }
-alive() { [ "$(consul members -status=alive 2>/dev/null | awk -v role="$1" '$4==role' | wc -l)" -ge "$2" ]; }
-nomad_node_ready() { NOMAD_ADDR=$1 nomad node status -self -short 2>/dev/null | grep -q '^Status *= ready'; }
+alive() {
+  local role=node count
+  [ "$1" = server ] && role=consul
+  count=$(api "$CONSUL_HTTP_ADDR/v1/agent/members" 2>/dev/null | json_count . Status=1 Tags.role="$role") &&
+    [ "$count" -ge "$2" ]
+}
+nomad_node_ready() { [ "$(NOMAD_ADDR=$1 nomad node status -self -json 2>/dev/null | json_field Status)" = ready ]; }
 json_field() {
   python3 -c 'import json, sys
 try:
     value = json.load(sys.stdin)
 except ValueError:
     sys.exit(1)
-print(value.get(sys.argv[1], "") if isinstance(value, dict) else "")' "$1"
+field = value.get(sys.argv[1], "") if isinstance(value, dict) else ""
+print(field if isinstance(field, str) else json.dumps(field))' "$1"
+}
+json_count() {
+  python3 -c 'import json, re, sys
+def at(value, path):
+    for key in path.split(".") if path != "." else []:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+def text(value):
+    return value if isinstance(value, str) else json.dumps(value)
+def matches(item, condition):
+    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=)(.*)", condition).groups()
+    got = text(at(item, field))
+    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected)}[op]
+try:
+    items = at(json.load(sys.stdin), sys.argv[1])
+except ValueError:
+    sys.exit(1)
+items = list(items.values()) if isinstance(items, dict) else items or []
+print(sum(all(matches(item, c) for c in sys.argv[2:]) for item in items))' "$@"
 }
 json_rows() {
   python3 -c 'import json, sys
@@ -67,19 +92,22 @@ print(json.dumps(value))' "$@"
 # --- end of the library
 use_api
 servers_healthy() {  # URL COUNT: autopilot reports COUNT alive servers and none unhealthy
+  local r alive
   r=$(api "$1/v1/operator/autopilot/health") || return 1
-  case $r in *'"Healthy":false'*) return 1;; esac
-  [ "$(printf %s "$r" | grep -o '"SerfStatus":"alive"' | wc -l)" -ge "$2" ]
+  [ "$(printf %s "$r" | json_field Healthy)" = true ] || return 1
+  alive=$(printf %s "$r" | json_count Servers SerfStatus=alive Healthy=true) && [ "$alive" -ge "$2" ]
 }
 local_checks() { api "$CONSUL_HTTP_ADDR/v1/agent/checks"; }
+nomad_checks() { json_count . CheckID^=_nomad-check-; }  # of the checks on stdin, Nomad's
 checks_passing() {  # COUNT: all local checks pass, and COUNT or more of them are Nomad's
+  local r failing nomad
   r=$(local_checks) || return 1
-  case $r in *'"Status":"critical"'*|*'"Status":"warning"'*) return 1;; esac
-  [ "$(printf %s "$r" | grep -o '"CheckID":"_nomad-check-' | wc -l)" -ge "$1" ]
+  failing=$(printf %s "$r" | json_count . Status!=passing) && [ "$failing" = 0 ] || return 1
+  nomad=$(printf %s "$r" | nomad_checks) && [ "$nomad" -ge "$1" ]
 }
 # The instances' checks (Nomad registers them) must all come back; the machine's own (a
 # backend balancer's) may come or go with the change being rolled.
-checks=$(local_checks 2>/dev/null | grep -o '"CheckID":"_nomad-check-' | wc -l)
+checks=$(local_checks 2>/dev/null | nomad_checks) || checks=0
 consul_healthy() { has_leader "$CONSUL_HTTP_ADDR" && checks_passing "$checks"; }
 consul_state() { consul members; local_checks; journalctl -u consul -n 20 --no-pager; }
 nomad_healthy() { nomad_node_ready "$NOMAD_SCHEME://10.210.1.31:4646" && checks_passing "$checks"; }

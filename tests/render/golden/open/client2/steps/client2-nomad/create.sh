@@ -40,15 +40,40 @@ put_file() {
   rm -f "$1"
 }
 has_leader() { api "$1/v1/status/leader" | grep -q :; }
-alive() { [ "$(consul members -status=alive 2>/dev/null | awk -v role="$1" '$4==role' | wc -l)" -ge "$2" ]; }
-nomad_node_ready() { NOMAD_ADDR=$1 nomad node status -self -short 2>/dev/null | grep -q '^Status *= ready'; }
+alive() {
+  local role=node count
+  [ "$1" = server ] && role=consul
+  count=$(api "$CONSUL_HTTP_ADDR/v1/agent/members" 2>/dev/null | json_count . Status=1 Tags.role="$role") &&
+    [ "$count" -ge "$2" ]
+}
+nomad_node_ready() { [ "$(NOMAD_ADDR=$1 nomad node status -self -json 2>/dev/null | json_field Status)" = ready ]; }
 json_field() {
   python3 -c 'import json, sys
 try:
     value = json.load(sys.stdin)
 except ValueError:
     sys.exit(1)
-print(value.get(sys.argv[1], "") if isinstance(value, dict) else "")' "$1"
+field = value.get(sys.argv[1], "") if isinstance(value, dict) else ""
+print(field if isinstance(field, str) else json.dumps(field))' "$1"
+}
+json_count() {
+  python3 -c 'import json, re, sys
+def at(value, path):
+    for key in path.split(".") if path != "." else []:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+def text(value):
+    return value if isinstance(value, str) else json.dumps(value)
+def matches(item, condition):
+    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=)(.*)", condition).groups()
+    got = text(at(item, field))
+    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected)}[op]
+try:
+    items = at(json.load(sys.stdin), sys.argv[1])
+except ValueError:
+    sys.exit(1)
+items = list(items.values()) if isinstance(items, dict) else items or []
+print(sum(all(matches(item, c) for c in sys.argv[2:]) for item in items))' "$@"
 }
 json_rows() {
   python3 -c 'import json, sys
