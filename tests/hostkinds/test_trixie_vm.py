@@ -18,7 +18,7 @@ import pytest
 
 from tests.hostkinds.vmjob import ROOT, run_job
 
-pytestmark = pytest.mark.hostkinds
+pytestmark = [pytest.mark.hostkinds, pytest.mark.e2e]  # ./run up inside the VM
 
 JOB = ROOT / "templates" / "hostvm" / "lab-job.sh"
 TIMEOUT = 60 * 60.0  # generous; see the README for what a run took here

@@ -26,7 +26,7 @@ import pytest
 from tests.e2e.conftest import ROOT, Project, project_copy, toolchain_path
 from vagrantbox import libvirt, spec
 
-pytestmark = pytest.mark.vagrant
+pytestmark = [pytest.mark.vagrant, pytest.mark.e2e]  # a cluster on Vagrant VMs
 
 STACK = "vagrant-e2e"
 TIMINGS = Path(os.environ.get("HASHICLUSTER_VAGRANT_TIMINGS", "/tmp/hashicluster-vagrant-timings.json"))
