@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ import pytest
 
 from toolchain.api import installed
 from toolchain.errors import ToolchainError
+
+from ..waiting import wait_until
 
 # Guards against a hang, generous for a busy host: the agents are usually up in seconds.
 START_TIMEOUT = 300.0
@@ -108,15 +109,8 @@ plugin "raw_exec" {{
 
 def wait_for(what: str, ready: Callable[[], bool], agents: DevAgents,
              timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if ready():
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"{what} not ready after {timeout:g}s\n{agents.log_tail()}")
+    wait_until(f"{what} ready", ready, timeout=timeout, poll=0.3, ignore=(OSError,),
+               state=lambda: "\n" + agents.log_tail())
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -146,15 +146,16 @@ def test_echo_fixture_answers_any_path(dev_agents: DevAgents) -> None:
 
 
 def test_unhealthy_job_fails_with_its_state(dev_agents: DevAgents) -> None:
-    """A task that exits at once: the error names the allocations and their task events."""
+    """A task that exits at once: the error names the allocations and their task events.
+    The job's health timeout is the time its task has to start and fail at least once."""
     broken = (FIB_HCL.replace('job "fib"', 'job "broken"')
               .replace('args    = ["local/fib.py"]',
                        'args    = ["-c", "import sys; sys.exit(\'fib: cannot start\')"]'))
     provider = jobs.NomadJobProvider()
     with pytest.raises(jobs.NomadJobError) as failure:
-        provider.create(props(dev_agents, broken, name="broken", timeout=8.0))
+        provider.create(props(dev_agents, broken, name="broken", timeout=30.0))
     message = str(failure.value)
-    assert "job broken version 0" in message and "not healthy after 8s" in message
+    assert "job broken version 0" in message and "not healthy after 30s" in message
     assert "allocation " in message and "task fib:" in message
     assert "Exit Code: 1" in message, message
     assert "    | fib: cannot start" in message, "the task's stderr"

@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import pytest
 from toolchain.api import installed
 from toolchain.errors import ToolchainError
 
-from ..waiting import HANG_GUARD
+from ..waiting import HANG_GUARD, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
@@ -340,18 +339,12 @@ class Sandbox:
         return Response(**json.loads(res.stdout))
 
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float = HANG_GUARD) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if check():
-                    return
-            except (ConnectionError, ValueError, KeyError):
-                pass
-            if time.monotonic() > deadline:
-                logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}"
-                                 for p in sorted(self.workdir.glob("*.log")))
-                raise AssertionError(f"timed out waiting for {what}\n{logs}")
-            time.sleep(0.1)
+        def logs() -> str:
+            return "".join(f"\n--- {p.name}\n{p.read_text()[-2000:]}"
+                           for p in sorted(self.workdir.glob("*.log")))
+
+        wait_until(what, check, timeout=timeout, poll=0.1, state=logs,
+                   ignore=(ConnectionError, ValueError, KeyError))
 
     def close(self) -> None:
         for p in reversed(self.procs):
