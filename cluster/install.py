@@ -34,6 +34,12 @@ def staged_path(pin: BinaryPin) -> str:
     return f"{STAGING}/{pin.product}-{pin.version}"
 
 
+def binary_record(pin: BinaryPin) -> str:
+    """Where the install step records the sha256 of a binary it unpacked from the vendor's zip
+    (the pin is the zip's), for the drift probe and its own next run."""
+    return f"{STAGING}/{pin.product}.installed-binary-sha256"
+
+
 def release_url(install: InstallSpec, pin: BinaryPin) -> str:
     """The vendor's download. HashiCorp products come from the configured mirror, which has
     the vendor's layout: MIRROR/PRODUCT/VERSION/PRODUCT_VERSION_linux_amd64.zip."""
@@ -90,6 +96,7 @@ def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> 
         target=f"/usr/local/bin/{agent.product}", staged=staged_path(pin) if pin else "",
         url=release_url(install, pin) if pin else "",
         zip_marker=f"{STAGING}/{pin.product}.installed-zip-sha256" if pin else "",
+        binary_record=binary_record(pin) if pin else "",
         staging=STAGING, pending=PENDING, heredoc=HEREDOC,
         user=agent.user, data_dir=agent.data_dir, packages=agent.packages, files=agent.files,
         secrets=agent.secrets, retired=agent.retired, timeout=agent.timeout,

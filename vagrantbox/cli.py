@@ -2,13 +2,14 @@
 
   build | add | boot         the project's libvirt box (see vagrantbox/build.py)
   host deps | up | clean     Debian packages; a libvirt daemon in its own network namespace
-  machine up | reload | down one machine of the `vagrant` provider (Vagrantfile on stdin)
+  machine up | reload | down | status   one machine of the `vagrant` provider (Vagrantfile on stdin)
   exec -- CMD                run CMD where this host's libvirt networks are
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -44,8 +45,9 @@ def parser() -> argparse.ArgumentParser:
     host = verbs.add_parser("host", help="install what the Vagrant path needs (deps), start (up) or "
                             "clean up (clean) this host's libvirt daemon")
     host.add_argument("action", choices=("deps", "up", "clean"))
-    mach = verbs.add_parser("machine", help="create (up), reconfigure (reload) or destroy (down) one VM")
-    mach.add_argument("action", choices=("up", "reload", "down"))
+    mach = verbs.add_parser("machine", help="create (up), reconfigure (reload), destroy (down) one VM, "
+                            "or say whether it runs (status: JSON)")
+    mach.add_argument("action", choices=("up", "reload", "down", "status"))
     mach.add_argument("name", help="the machine's name in its Vagrantfile")
     mach.add_argument("--dir", type=Path, required=True, help="the machine's own Vagrant directory")
     mach.add_argument("--provider", default="libvirt", help="Vagrant provider (%(default)s)")
@@ -55,7 +57,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run_machine(args: argparse.Namespace) -> int:
-    """`machine up|reload|down`: the Vagrantfile comes on stdin; up/reload print JSON."""
+    """`machine up|reload|down|status`: the Vagrantfile comes on stdin; up, reload and status
+    print JSON."""
+    if args.action == "status":
+        print(json.dumps({"name": args.name, "state": machine.power_state(args.dir, args.name)}))
+        return 0
     if args.action == "down":
         machine.down(args.dir, args.name)
         return 0

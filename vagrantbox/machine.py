@@ -154,6 +154,28 @@ def reload(directory: Path, name: str, provider: str, vagrantfile: str) -> Machi
     return describe(directory, name)
 
 
+# `vagrant status --machine-readable` states: running; not_created (nothing to boot); any
+# other (poweroff, shutoff, paused, saved, ...) is a machine that is there but does not run.
+RUNNING_STATES = {"running": "running", "not_created": "gone"}
+
+
+def parse_status(text: str, name: str) -> str:
+    """running, stopped or gone, from `vagrant status NAME --machine-readable` (CSV lines
+    TIMESTAMP,TARGET,TYPE,DATA...)."""
+    for line in text.splitlines():
+        fields = line.split(",")
+        if len(fields) >= 4 and fields[1] == name and fields[2] == "state":
+            return RUNNING_STATES.get(fields[3], "stopped")
+    raise BoxError(f"`vagrant status {name} --machine-readable` printed no state for {name}")
+
+
+def power_state(directory: Path, name: str) -> str:
+    """Whether the machine runs: running, stopped (there, not running) or gone."""
+    if not (directory / "Vagrantfile").is_file():
+        return "gone"
+    return parse_status(vagrant(directory, "status", name, "--machine-readable", capture=True), name)
+
+
 def down(directory: Path, name: str) -> None:
     """`vagrant destroy -f NAME`, then remove the machine's directory. Nothing there: nothing to do."""
     if (directory / "Vagrantfile").is_file():

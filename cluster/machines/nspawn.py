@@ -1,6 +1,7 @@
 """The `nspawn` machine provider: lab machines made by `python3 -m lab` on this host.
 
-Create runs `lab up`, delete runs `lab down`, both as local commands. The program must
+Create runs `lab up`, delete runs `lab down`, both as local commands; a refresh that finds
+the machine stopped or gone (cluster/services/drift.py) makes the next up run `lab up` again. The program must
 itself run inside the lab's network namespace (`python3 -m lab exec -- pulumi up`): the
 machines' addresses exist only there, and nothing may be sent to them from anywhere else.
 """
@@ -16,6 +17,7 @@ import pulumi
 from pulumi_command import local, remote
 
 from cluster.machines import Machine, read_private_key
+from cluster.services.drift import MachinePower
 from cluster.topology import Node
 
 LAB_NETNS = "hcl-lab"
@@ -50,10 +52,17 @@ class NspawnMachine(pulumi.ComponentResource):
     def __init__(self, node: Node, stack: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hashicluster:machines:NspawnMachine", node.name, None, opts)
         machine = f"{stack}-{node.name}"
+        # A refresh that finds the machine stopped or gone counts one more power generation:
+        # the update boots it with its disk, or makes it anew (`lab up` does either).
+        self.power = MachinePower(f"{node.name}-power", kind="nspawn", machine=machine,
+                                  opts=pulumi.ResourceOptions(parent=self))
+        up = f"python3 -m lab up {machine} --address {node.address}"
         self.lab = local.Command(
             f"{node.name}-lab",
-            create=f"python3 -m lab up {machine} --address {node.address}",
+            create=up,
+            update=up,
             delete=f"python3 -m lab down {machine}",
+            triggers=[self.power.generation],
             opts=pulumi.ResourceOptions(parent=self),
         )
         info: pulumi.Output[dict[str, Any]] = self.lab.stdout.apply(json.loads)

@@ -22,6 +22,7 @@ from pulumi_command import local, remote
 from cluster.config import ClusterSpec, VagrantSettings
 from cluster.machines import Machine, read_private_key
 from cluster.render import render_template
+from cluster.services.drift import MachinePower
 from cluster.topology import Node
 
 VAGRANT_ROOT = Path(".hashicluster") / "vagrant"
@@ -78,11 +79,17 @@ class VagrantMachine(pulumi.ComponentResource):
         where = shlex.quote(str(machine_dir(spec.stack, node)))
         verb = f"python3 -m vagrantbox machine {{}} {node.name} --dir {where}"
         provider = f" --provider {shlex.quote(settings.provider)}"
+        # A refresh that finds the VM stopped or gone counts one more power generation: the
+        # update (`reload`, `up` for a VM that is gone) boots it or makes it anew.
+        self.power = MachinePower(f"{node.name}-power", kind="vagrant", machine=node.name,
+                                  directory=str(machine_dir(spec.stack, node)),
+                                  opts=pulumi.ResourceOptions(parent=self))
         self.vagrant = local.Command(
             f"{node.name}-vagrant",
             create=verb.format("up") + provider,
             update=verb.format("reload") + provider,
             delete=verb.format("down"),
+            triggers=[self.power.generation],
             stdin=text,  # a changed Vagrantfile runs `update` (vagrant reload)
             # ...but `vagrant reload` cannot change a VM's box: a new box makes a new VM.
             environment={"HASHICLUSTER_BOX": settings.box},

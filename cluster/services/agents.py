@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import remote
 
-from cluster import install, render
+from cluster import drift, install, render
 from cluster.config import BACKEND_PORT, BinaryPin, ClusterSpec
 from cluster.machines import Machine
 from cluster.services import acl
+from cluster.services.drift import AgentState
 from cluster.topology import Node, Role
 
 ROLLED = ("consul", "nomad")  # restarted by the roll steps, one machine at a time
@@ -83,9 +84,10 @@ def _balancer(spec: ClusterSpec, node: Node, servers: list[Node]) -> tuple[insta
     return nginx, consul_template
 
 
-def _binary(machine: Machine, spec: ClusterSpec, pin: BinaryPin | None,
-            local_path: str | None) -> remote.CopyToRemote | None:
-    """With the `upload` source, copy the controller's binary to the machine's staging dir."""
+def _binary(machine: Machine, spec: ClusterSpec, pin: BinaryPin | None, local_path: str | None,
+            generation: pulumi.Output[int]) -> remote.CopyToRemote | None:
+    """With the `upload` source, copy the controller's binary to the machine's staging dir
+    (again when a refresh found the product drifted: its install step may need it)."""
     if pin is None or spec.install.source != "upload" or local_path is None:
         return None
     return remote.CopyToRemote(
@@ -93,38 +95,95 @@ def _binary(machine: Machine, spec: ClusterSpec, pin: BinaryPin | None,
         connection=machine.connection,
         source=pulumi.FileAsset(local_path),
         remote_path=install.staged_path(pin),
-        triggers=[pin.sha256],
+        triggers=[pin.sha256, generation],
         opts=pulumi.ResourceOptions(parent=machine.resource),
     )
 
 
-def _agent_step(machine: Machine, spec: ClusterSpec, agent: install.Agent,
-                uploads: Mapping[str, str], after: Sequence[pulumi.Resource],
-                servers: list[Node], secrets: Secrets) -> remote.Command:
-    """Install the agent (create), converge it (update: Consul and Nomad only staged for the
-    roll), take it out of the cluster and remove it (delete). Its secret files, made from
-    SECRETS (cluster/secrets.py's outputs), go on stdin; their hash joins the triggers."""
-    upload = _binary(machine, spec, agent.pin, uploads.get(agent.product))
-    binary = f"{agent.pin.version} {agent.pin.sha256}" if agent.pin else ""
-    digest = hashlib.sha256(f"{binary}\0{render.digest(agent.files)}".encode()).hexdigest()
-    triggers: list[object] = [digest]
-    stdin = None
-    if agent.secrets:
-        node = machine.node
-        stdin = pulumi.Output.all(**secrets).apply(
-            lambda values: install.secrets_bundle(render.secret_files(spec, agent.product, node, values)))
-        triggers.append(stdin.apply(lambda b: hashlib.sha256(b.encode()).hexdigest()))
-    return remote.Command(
-        f"{machine.node.name}-{agent.product}",
-        connection=machine.connection,
-        create=install.install_script(agent, spec.install),
-        update=install.install_script(agent, spec.install, restart=agent.product not in ROLLED),
-        delete=install.uninstall_script(agent, servers),
-        stdin=stdin,
-        triggers=triggers,
-        opts=pulumi.ResourceOptions(parent=machine.resource,
-                                    depends_on=[*after, *([upload] if upload else [])]),
-    )
+@dataclass(frozen=True)
+class MachinePlan:
+    """What every install step on one machine takes: the machine, the stack, the servers (to
+    leave and to join), the controller's binaries to upload, the machine's secret values and
+    its drift state (cluster/services/drift.py)."""
+
+    machine: Machine
+    spec: ClusterSpec
+    servers: list[Node]
+    uploads: Mapping[str, str]
+    secrets: Secrets
+    state: AgentState
+
+    def step(self, agent: install.Agent, after: Sequence[pulumi.Resource]) -> remote.Command:
+        """Install the agent (create), converge it (update: Consul and Nomad only staged for the
+        roll), take it out of the cluster and remove it (delete). Its secret files go on stdin;
+        their hash joins the triggers, as does the product's repair generation (a drift found by
+        a refresh runs the step again)."""
+        machine, spec = self.machine, self.spec
+        generation = self.state.generation(agent.product)
+        upload = _binary(machine, spec, agent.pin, self.uploads.get(agent.product), generation)
+        binary = f"{agent.pin.version} {agent.pin.sha256}" if agent.pin else ""
+        digest = hashlib.sha256(f"{binary}\0{render.digest(agent.files)}".encode()).hexdigest()
+        triggers: list[object] = [digest, generation]
+        stdin = None
+        if agent.secrets:
+            node = machine.node
+            stdin = pulumi.Output.all(**self.secrets).apply(
+                lambda values: install.secrets_bundle(render.secret_files(spec, agent.product, node, values)))
+            triggers.append(stdin.apply(lambda b: hashlib.sha256(b.encode()).hexdigest()))
+        return remote.Command(
+            f"{machine.node.name}-{agent.product}",
+            connection=machine.connection,
+            create=install.install_script(agent, spec.install),
+            update=install.install_script(agent, spec.install, restart=agent.product not in ROLLED),
+            delete=install.uninstall_script(agent, self.servers),
+            stdin=stdin,
+            triggers=triggers,
+            opts=pulumi.ResourceOptions(parent=machine.resource,
+                                        depends_on=[*after, *([upload] if upload else [])]),
+        )
+
+
+def machine_agents(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[install.Agent]:
+    """Every agent NODE runs: Consul; Nomad on servers and clients; cAdvisor on clients; the
+    balancer (nginx, consul-template) on the load balancer and, in two-tier mode, the clients."""
+    agents = [_consul_agent(spec, node, servers)]
+    if node.role is not Role.LB:
+        agents.append(_nomad_agent(spec, node, servers))
+    if node.role is Role.CLIENT:
+        agents.append(_cadvisor(spec, node))
+    if node.role is Role.LB or (node.role is Role.CLIENT and spec.load_balancing == "two-tier"):
+        agents += _balancer(spec, node, servers)
+    return agents
+
+
+def _expected_binary(spec: ClusterSpec, pin: BinaryPin | None) -> dict[str, str] | None:
+    """How the probe checks an agent's binary: against the pin (an uploaded binary), or against
+    the record its install step kept (a binary unpacked from the vendor's zip on the machine)."""
+    if pin is None:
+        return None
+    path = f"/usr/local/bin/{pin.product}"
+    if spec.install.source == "upload":
+        return {"path": path, "sha256": pin.sha256} if pin.sha256 else None
+    return {"path": path, "sha256_in": install.binary_record(pin)}
+
+
+def agent_state(spec: ClusterSpec, machine: Machine, servers: list[Node], secrets: Secrets) -> AgentState:
+    """The machine's drift state: what its agents should look like, for the probe."""
+    node = machine.node
+    agents = machine_agents(spec, node, servers)
+
+    def expected(values: Mapping[str, str]) -> drift.Expected:
+        return {a.product: drift.expected_product(
+                    a.product, [*a.files, *render.secret_files(spec, a.product, node, values)],
+                    _expected_binary(spec, a.pin))
+                for a in agents}
+
+    connection = machine.connection.apply(lambda c: {
+        "host": c.host, "port": c.port or 22, "user": c.user, "private_key": c.private_key,
+        "host_key": c.host_key})
+    return AgentState(f"{node.name}-state", pulumi.Output.secret(connection),
+                      pulumi.Output.all(**secrets).apply(expected),
+                      opts=pulumi.ResourceOptions(parent=machine.resource))
 
 
 def _roll(name: str, machine: Machine, server_count: int, staged: Sequence[remote.Command],
@@ -163,15 +222,14 @@ class ServerTier:
 
 
 def server_tier(spec: ClusterSpec, servers: list[Machine], nodes: list[Node],
-                identity: Mapping[str, pulumi.Resource], uploads: Mapping[str, str],
+                identity: Mapping[str, pulumi.Resource], plans: Mapping[str, MachinePlan],
                 secrets: Mapping[str, Secrets]) -> ServerTier:
     """The Consul servers, their gate and (with ACLs) Consul's ACLs; then the Nomad servers,
     their gate and Nomad's ACLs. NODES: every node of the stack (each gets a Consul token)."""
     server_nodes = [m.node for m in servers]
     root = servers[0]
     count = len(servers)
-    consul = [_agent_step(m, spec, _consul_agent(spec, m.node, server_nodes), uploads,
-                          [identity[m.node.name]], server_nodes, secrets.get(m.node.name, {}))
+    consul = [plans[m.node.name].step(_consul_agent(spec, m.node, server_nodes), [identity[m.node.name]])
               for m in servers]
     consul_gate = _gate("consul-servers-ready", root, install.consul_servers_gate(count), consul,
                         [s.triggers for s in consul])
@@ -181,8 +239,7 @@ def server_tier(spec: ClusterSpec, servers: list[Machine], nodes: list[Node],
         consul_acl = acl.consul_step(spec, root, nodes, secrets, [consul_gate])
         consul_ready = [consul_acl]
         steps.append(consul_acl)
-    nomad = [_agent_step(m, spec, _nomad_agent(spec, m.node, server_nodes), uploads, consul_ready,
-                         server_nodes, secrets.get(m.node.name, {}))
+    nomad = [plans[m.node.name].step(_nomad_agent(spec, m.node, server_nodes), consul_ready)
              for m in servers]
     nomad_gate = _gate("nomad-servers-ready", root, install.nomad_servers_gate(root.node, count), nomad,
                        [s.triggers for s in nomad])
@@ -206,34 +263,28 @@ class MachineSteps:
     staged: list[remote.Command]  # its Consul and Nomad steps
 
 
-def client_tier(spec: ClusterSpec, machine: Machine, servers: list[Node], identity: pulumi.Resource,
-                uploads: Mapping[str, str], secrets: Secrets, consul_ready: Sequence[pulumi.Resource],
+def client_tier(plan: MachinePlan, identity: pulumi.Resource, consul_ready: Sequence[pulumi.Resource],
                 nomad_ready: Sequence[pulumi.Resource]) -> MachineSteps:
     """The agents of the load balancer or of a client: Consul (after CONSUL_READY); on a
     client, Nomad (after NOMAD_READY), cAdvisor and, in two-tier mode, its backend balancer."""
-    node = machine.node
-
-    def step(agent: install.Agent, after: Sequence[pulumi.Resource]) -> remote.Command:
-        return _agent_step(machine, spec, agent, uploads, after, servers, secrets)
-
-    consul = step(_consul_agent(spec, node, servers), [identity, *consul_ready])
+    spec, node, servers = plan.spec, plan.machine.node, plan.servers
+    consul = plan.step(_consul_agent(spec, node, servers), [identity, *consul_ready])
     if node.role is not Role.CLIENT:
         return MachineSteps([consul], [consul])
-    nomad = step(_nomad_agent(spec, node, servers), [consul, *nomad_ready])
-    steps = [consul, nomad, step(_cadvisor(spec, node), [identity])]
+    nomad = plan.step(_nomad_agent(spec, node, servers), [consul, *nomad_ready])
+    steps = [consul, nomad, plan.step(_cadvisor(spec, node), [identity])]
     if spec.load_balancing == "two-tier":
         nginx, consul_template = _balancer(spec, node, servers)
-        nginx_step = step(nginx, [consul])
-        steps += [nginx_step, step(consul_template, [nginx_step])]
+        nginx_step = plan.step(nginx, [consul])
+        steps += [nginx_step, plan.step(consul_template, [nginx_step])]
     return MachineSteps(steps, [consul, nomad])
 
 
-def load_balancer(spec: ClusterSpec, machine: Machine, servers: list[Node], uploads: Mapping[str, str],
-                  secrets: Secrets, after: Sequence[pulumi.Resource]) -> list[remote.Command]:
+def load_balancer(plan: MachinePlan, after: Sequence[pulumi.Resource]) -> list[remote.Command]:
     """The front balancer's nginx (after AFTER: the whole cluster works), then consul-template."""
-    nginx, consul_template = _balancer(spec, machine.node, servers)
-    nginx_step = _agent_step(machine, spec, nginx, uploads, after, servers, secrets)
-    return [nginx_step, _agent_step(machine, spec, consul_template, uploads, [nginx_step], servers, secrets)]
+    nginx, consul_template = _balancer(plan.spec, plan.machine.node, plan.servers)
+    nginx_step = plan.step(nginx, after)
+    return [nginx_step, plan.step(consul_template, [nginx_step])]
 
 
 def rolling_restarts(servers: list[Machine], tier: ServerTier, others: Sequence[tuple[Machine, MachineSteps]]
@@ -273,16 +324,23 @@ def _client_secrets(node: Node, secrets: Mapping[str, Secrets], tier: ServerTier
 
 def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pulumi.Resource],
            uploads: Mapping[str, str], secrets: Mapping[str, Secrets] | None = None) -> Agents:
-    """Every agent install, gate, ACL and roll step, in dependency order. SECRETS: per
-    machine, the secret values its files take (program.make_secrets; none with security off)."""
+    """Every agent install, gate, ACL and roll step, and each machine's drift state, in
+    dependency order. SECRETS: per machine, the secret values its files take
+    (program.make_secrets; none with security off)."""
     secrets = secrets or {}
     servers = [m for m in machines if m.node.role is Role.SERVER]
     others = [m for m in machines if m.node.role is not Role.SERVER]
     server_nodes = [m.node for m in servers]
-    tier = server_tier(spec, servers, [m.node for m in machines], identity, uploads, secrets)
-    values = {m.node.name: _client_secrets(m.node, secrets, tier) for m in others}
-    installed = [(m, client_tier(spec, m, server_nodes, identity[m.node.name], uploads, values[m.node.name],
-                                 tier.consul_ready, tier.nomad_ready))
+
+    def plan(machine: Machine, values: Secrets) -> MachinePlan:
+        return MachinePlan(machine, spec, server_nodes, uploads, values,
+                           agent_state(spec, machine, server_nodes, values))
+
+    server_plans = {m.node.name: plan(m, secrets.get(m.node.name, {})) for m in servers}
+    tier = server_tier(spec, servers, [m.node for m in machines], identity, server_plans, secrets)
+    other_plans = {m.node.name: plan(m, _client_secrets(m.node, secrets, tier)) for m in others}
+    installed = [(m, client_tier(other_plans[m.node.name], identity[m.node.name], tier.consul_ready,
+                                 tier.nomad_ready))
                  for m in others]
     server_rolls, other_rolls = rolling_restarts(servers, tier, installed)
     # Clients install while the servers roll; the cluster is ready after the last turn.
@@ -295,7 +353,8 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
         # Only the shape of the cluster: a change on one client re-runs that client's steps
         # (each waits for its own agent to work), not this gate.
         [len(servers), len(others), nomad_clients])
-    balancers = [step for m in others if m.node.role is Role.LB for step in
-                 load_balancer(spec, m, server_nodes, uploads, values[m.node.name], [cluster_gate])]
-    return Agents([*tier.steps, *server_rolls, *client_steps, *other_rolls, cluster_gate, *balancers],
-                  tier.nomad_jobs_token)
+    balancers = [step for m in others if m.node.role is Role.LB
+                 for step in load_balancer(other_plans[m.node.name], [cluster_gate])]
+    states = [p.state for p in [*server_plans.values(), *other_plans.values()]]
+    steps = [*tier.steps, *server_rolls, *client_steps, *other_rolls, cluster_gate, *balancers]
+    return Agents([*states, *steps], tier.nomad_jobs_token)

@@ -49,6 +49,8 @@ RAW_LAYOUTS = {
     # No security at all: no ACL steps, the secret files of an earlier setup removed.
     "open": raw_config(1, security='{"gossip": false, "tls": false, "acl": false}'),
     "two-tier": raw_config(1, two_tier=True),
+    # The machines download the vendors' zips themselves (every other layout uploads).
+    "release": {**raw_config(1), "install": '{"source": "release"}'},
 }
 LAYOUTS = {name: cfg.load(raw, "render", pins) for name, raw in RAW_LAYOUTS.items()}
 CASES = [(layout, node) for layout, s in LAYOUTS.items() for node in nodes(s)]

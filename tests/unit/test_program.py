@@ -48,12 +48,33 @@ def test_lab_stack_graph(key_file: Path) -> None:
     gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready", "consul-acl", "nomad-acl"}
     rolls = {f"{n}-roll" for n in NODES}  # one server: no leader pass
     secrets = {"cluster-secrets"} | {f"{n}-credentials" for n in NODES}
-    assert graph.names() == expected | agents | gates | rolls | secrets | {"job-fib"}
+    drift = {f"{n}-power" for n in NODES} | {f"{n}-state" for n in NODES}
+    assert graph.names() == expected | agents | gates | rolls | secrets | drift | {"job-fib"}
     # A machine's key and certificate belong to it (the review summary lists them there).
     assert graph.parent_name("client1-credentials") == "client1"
     # Jobs come after every step, the load balancer's included.
     assert graph.depends_on("job-fib", "frontend-lb-consul-template")
     assert graph.depends_on("job-fib", "cluster-ready")
+
+
+def test_drift_is_wired_from_power_to_machine_and_from_state_to_the_steps(key_file: Path) -> None:
+    graph = lab(key_file)
+    for node in NODES:
+        assert graph.parent_name(f"{node}-power") == node and graph.parent_name(f"{node}-state") == node
+        # The machine's update (`lab up` again) runs when its power generation moves.
+        assert graph.depends_on(f"{node}-lab", f"{node}-power")
+        assert graph.inputs(f"{node}-lab")["update"] == graph.inputs(f"{node}-lab")["create"]
+        # The probe runs over the machine's connection; each install step takes its generation.
+        assert graph.depends_on(f"{node}-state", f"{node}-lab")
+        assert graph.depends_on(f"{node}-consul", f"{node}-state")
+    assert graph.depends_on("client2-cadvisor-upload", "client2-state")
+    assert not graph.depends_on("client1-consul", "client2-state")
+    expected = graph.inputs("client1-state")["expected"]
+    assert set(expected) == {"consul", "nomad", "cadvisor"}
+    assert expected["nomad"]["unit"] == "nomad"
+    assert "/etc/nomad.d/client.hcl" in expected["nomad"]["files"]
+    assert expected["nomad"]["binary"]["path"] == "/usr/local/bin/nomad"
+    assert set(graph.inputs("frontend-lb-state")["expected"]) == {"consul", "nginx", "consul-template"}
 
 
 def test_lab_commands_name_stack_machine_and_address(key_file: Path) -> None:
@@ -143,14 +164,17 @@ def test_steps_carry_the_hash_of_what_they_install(key_file: Path) -> None:
     assert graph.inputs("root-server-consul-upload")["remotePath"] == \
         "/var/lib/hashicluster/staging/consul-1.14.11"
     # The hash of what it installs, and the hash of its secret files (TLS key and certificates).
-    assert len(step["triggers"]) == 2 and all(len(t) == 64 for t in step["triggers"])
+    # Between them, the machine's repair generation for nomad (an output of client1-state).
+    digest, _generation, secrets = step["triggers"]
+    assert len(digest) == 64 and len(secrets) == 64
 
 
 def test_one_client_setting_changes_only_that_clients_steps(key_file: Path) -> None:
     before = lab(key_file)
     changed = dict(LAB_STACK, clientSettings='{"client2": {"meta": {"rack": "r2"}}}')
     after = lab(key_file, changed)
-    assert before.changed(after) == {"client2-nomad", "client2-roll"}
+    # ... and the drift probe's expectation of client2's files.
+    assert before.changed(after) == {"client2-nomad", "client2-roll", "client2-state"}
     assert 'rack = "r2"' in after.inputs("client2-nomad")["create"]
     assert before.inputs("client2-nomad")["triggers"] != after.inputs("client2-nomad")["triggers"]
 
@@ -161,7 +185,8 @@ def test_a_new_version_changes_every_step_of_that_product_only(key_file: Path) -
     differ = before.changed(after)
     nomad_nodes = ["root-server", "client1", "client2", "client3"]
     assert differ == ({f"{n}-nomad" for n in nomad_nodes} | {f"{n}-nomad-upload" for n in nomad_nodes}
-                      | {f"{n}-roll" for n in nomad_nodes} | {"nomad-servers-ready"})
+                      | {f"{n}-roll" for n in nomad_nodes} | {"nomad-servers-ready"}
+                      | {f"{n}-state" for n in nomad_nodes})  # the binary the probe expects
 
 
 def test_consul_and_nomad_changes_are_staged_for_the_roll(key_file: Path) -> None:
@@ -234,7 +259,7 @@ def test_gossip_keys_reach_the_agents_on_stdin_only(key_file: Path) -> None:
         assert "MOCK-SECRET" not in server[step]
     assert "/etc/consul.d/gossip.hcl did not arrive on stdin" in server["create"]
     # The secret's hash joins the triggers: a new key re-runs the step.
-    assert len(server["triggers"]) == 2 and "MOCK-SECRET" not in str(server["triggers"])
+    assert len(server["triggers"]) == 3 and "MOCK-SECRET" not in str(server["triggers"])
     nomad_server = graph.inputs("root-server-nomad")
     assert "/etc/nomad.d/gossip.hcl " in nomad_server["stdin"]
     # Nomad clients do not gossip: their own TLS files only.

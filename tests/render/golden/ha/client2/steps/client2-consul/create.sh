@@ -100,8 +100,8 @@ if [ "$(sha256sum /usr/local/bin/consul 2>/dev/null | cut -d" " -f1)" != ccccccc
   got=$(sha256sum "$new" | cut -d" " -f1)
   [ "$got" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || fail "consul 1.0.0: sha256 of the uploaded binary is $got, expected cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc; nothing installed"
   install -m 0755 "$new" /usr/local/bin/consul.new && mv /usr/local/bin/consul.new /usr/local/bin/consul; changed=1
-  rm -f "$new"
 fi
+rm -f /var/lib/hashicluster/staging/consul-1.0.0
 id -u consul >/dev/null 2>&1 || useradd --system --home-dir /opt/consul --shell /bin/false consul
 install -d -m 0750 -o consul -g consul /opt/consul
 install -d -m 0750 -o consul -g consul /etc/consul.d

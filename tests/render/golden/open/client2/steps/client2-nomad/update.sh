@@ -100,8 +100,8 @@ if [ "$(sha256sum /usr/local/bin/nomad 2>/dev/null | cut -d" " -f1)" != cccccccc
   got=$(sha256sum "$new" | cut -d" " -f1)
   [ "$got" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || fail "nomad 1.0.0: sha256 of the uploaded binary is $got, expected cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc; nothing installed"
   install -m 0755 "$new" /usr/local/bin/nomad.new && mv /usr/local/bin/nomad.new /usr/local/bin/nomad; changed=1
-  rm -f "$new"
 fi
+rm -f /var/lib/hashicluster/staging/nomad-1.0.0
 install -d -m 0750 -o root -g root /opt/nomad
 install -d -m 0750 -o root -g root /etc/nomad.d
 tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'

@@ -100,8 +100,8 @@ if [ "$(sha256sum /usr/local/bin/cadvisor 2>/dev/null | cut -d" " -f1)" != ccccc
   got=$(sha256sum "$new" | cut -d" " -f1)
   [ "$got" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || fail "cadvisor 1.0.0: sha256 of the uploaded binary is $got, expected cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc; nothing installed"
   install -m 0755 "$new" /usr/local/bin/cadvisor.new && mv /usr/local/bin/cadvisor.new /usr/local/bin/cadvisor; changed=1
-  rm -f "$new"
 fi
+rm -f /var/lib/hashicluster/staging/cadvisor-1.0.0
 tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
 # Managed by hashicluster; edits are overwritten.
 [Unit]

@@ -100,8 +100,8 @@ if [ "$(sha256sum /usr/local/bin/consul-template 2>/dev/null | cut -d" " -f1)" !
   got=$(sha256sum "$new" | cut -d" " -f1)
   [ "$got" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || fail "consul-template 1.0.0: sha256 of the uploaded binary is $got, expected cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc; nothing installed"
   install -m 0755 "$new" /usr/local/bin/consul-template.new && mv /usr/local/bin/consul-template.new /usr/local/bin/consul-template; changed=1
-  rm -f "$new"
 fi
+rm -f /var/lib/hashicluster/staging/consul-template-1.0.0
 tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
 # consul-template on the load balancer frontend.lb.demo: nginx's routes from Consul.
 # Managed by hashicluster; edits are overwritten.

@@ -1,0 +1,198 @@
+"""Drift as Pulumi sees it: two dynamic resources per machine whose `read` looks at the
+machine, so that `pulumi refresh` shows what changed behind the program's back and
+`pulumi up` after it repairs that, and only that.
+
+- `MachinePower` (`<machine>-power`, before the machine): read asks the machine provider
+  whether the machine runs (`python3 -m lab status --json`, `vagrant status`). A machine
+  found stopped or gone makes a change; its update counts one more `generation`, which is in
+  the machine resource's triggers, so the machine's update (`lab up`, `vagrant reload`)
+  boots it again, or makes it anew.
+- `AgentState` (`<machine>-state`, after the machine, before its install steps): read runs
+  templates/probe/observe.py over SSH and compares the units, files and binaries with what
+  the install steps put there (cluster/drift.py). Drift found makes a change; its update
+  looks again (the machine may just have been booted) and counts one more generation for
+  each product still drifted. Each install step has its product's generation in its
+  triggers: the step runs again, and with it the machine's roll step, so a repair follows
+  the same rules as a change (Consul and Nomad restarted one machine at a time).
+
+A clean machine reads as it was: no change, an empty preview. Without a refresh nothing is
+looked at (the outputs are those the last update recorded).
+
+Pulumi runs these providers in a separate process from a dill pickle that refers to this
+module by name (like cluster/jobs.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi import dynamic
+
+from cluster import drift as machine_drift
+
+OBSERVE = Path(__file__).resolve().parents[2] / "templates" / "probe" / "observe.py"
+SSH_TIMEOUT = 5  # seconds to connect
+PROBE_TIMEOUT = 60  # seconds for the whole probe
+RUNNING, STOPPED, GONE = "running", "stopped", "gone"
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine: running, stopped or gone
+
+
+def lab_power(name: str) -> str:
+    """The state of the lab machine NAME (`python3 -m lab status --json`)."""
+    proc = subprocess.run(["python3", "-m", "lab", "status", "--json"], capture_output=True, text=True,
+                          check=False, timeout=PROBE_TIMEOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`python3 -m lab status --json` failed: {proc.stderr.strip()}")
+    machines = {m["name"]: m for m in json.loads(proc.stdout)}
+    if name not in machines:
+        return GONE
+    return RUNNING if machines[name].get("state") == RUNNING else STOPPED
+
+
+def vagrant_power(name: str, directory: str) -> str:
+    """The state of the Vagrant machine NAME (`python3 -m vagrantbox machine status`)."""
+    proc = subprocess.run(["python3", "-m", "vagrantbox", "machine", "status", name, "--dir", directory],
+                          capture_output=True, text=True, check=False, timeout=PROBE_TIMEOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`vagrantbox machine status {name}` failed: {proc.stderr.strip()}")
+    return str(json.loads(proc.stdout)["state"])
+
+
+def power_state(props: Mapping[str, Any]) -> str:
+    if props["kind"] == "vagrant":
+        return vagrant_power(str(props["name"]), str(props["dir"]))
+    return lab_power(str(props["name"]))
+
+
+POWER_INPUTS = ("kind", "name", "dir")
+
+
+class MachinePowerProvider(dynamic.ResourceProvider):
+    """Whether a machine runs; a change (and one more generation) when it does not."""
+
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        return dynamic.CreateResult(str(props["name"]), {**props, "state": RUNNING, "generation": 0})
+
+    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        return dynamic.ReadResult(id_, {**props, "state": power_state(props)})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        down = olds.get("state", RUNNING) != RUNNING
+        moved = any(olds.get(key) != news.get(key) for key in POWER_INPUTS)
+        return dynamic.DiffResult(changes=down or moved, stables=[] if down else ["generation"])
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        down = olds.get("state", RUNNING) != RUNNING
+        return dynamic.UpdateResult({**news, "state": RUNNING,
+                                     "generation": int(olds.get("generation") or 0) + int(down)})
+
+
+class MachinePower(dynamic.Resource, module="drift", name="MachinePower"):
+    """`generation` goes up by one each time a refresh found the machine stopped or gone."""
+
+    state: pulumi.Output[str]
+    generation: pulumi.Output[int]
+
+    def __init__(self, name: str, kind: str, machine: str, directory: str = "",
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(MachinePowerProvider(), name,
+                         {"kind": kind, "name": machine, "dir": directory, "state": None, "generation": None},
+                         opts)
+
+
+# ---------------------------------------------------------------------------------------------
+# The agents: units, files and binaries
+
+
+def ssh_probe(connection: Mapping[str, Any], expected: machine_drift.Expected) -> machine_drift.Drift:
+    """Run observe.py on the machine and compare; a machine that does not answer is drift too."""
+    host, port = str(connection["host"]), int(connection.get("port") or 22)
+    with tempfile.TemporaryDirectory(prefix="hashicluster-probe-") as tmp:
+        key, known = Path(tmp) / "key", Path(tmp) / "known_hosts"
+        key.write_text(str(connection["private_key"]))
+        key.chmod(0o600)
+        host_key = connection.get("host_key")
+        if host_key:
+            known.write_text(f"{host if port == 22 else f'[{host}]:{port}'} {host_key}\n")
+        cmd = ["ssh", "-p", str(port), "-i", str(key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+               "-o", f"ConnectTimeout={SSH_TIMEOUT}", "-o", f"UserKnownHostsFile={known}",
+               "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+               "-o", f"StrictHostKeyChecking={'yes' if host_key else 'accept-new'}",
+               f"{connection['user']}@{host}",
+               "python3 - " + shlex.quote(json.dumps(machine_drift.probe_request(expected)))]
+        try:
+            proc = subprocess.run(cmd, input=OBSERVE.read_text(), capture_output=True, text=True,
+                                  check=False, timeout=PROBE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            return machine_drift.unreachable(f"no answer within {PROBE_TIMEOUT} s")
+    if proc.returncode == 255:  # ssh's own failure: not connected, refused, host key
+        lines = proc.stderr.strip().splitlines()
+        return machine_drift.unreachable(lines[-1] if lines else "ssh failed")
+    if proc.returncode != 0:
+        raise RuntimeError(f"the drift probe failed on {host} (exit {proc.returncode}): "
+                           f"{proc.stderr.strip()}")
+    return machine_drift.drift(expected, json.loads(proc.stdout))
+
+
+STATE_INPUTS = ("connection", "expected")
+
+
+class AgentStateProvider(dynamic.ResourceProvider):
+    """What drifted on a machine; a change (and generations up) when something did."""
+
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        gens = {machine_drift.generation_key(p): 0 for p in machine_drift.PRODUCTS}
+        return dynamic.CreateResult(str(props["name"]), {**props, "drift": {}, **gens})
+
+    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        return dynamic.ReadResult(id_, {**props, "drift": ssh_probe(props["connection"], props["expected"])})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        found: machine_drift.Drift = olds.get("drift") or {}
+        moved = any(olds.get(key) != news.get(key) for key in STATE_INPUTS)
+        if machine_drift.MACHINE in found:
+            stables: list[str] = []  # which products drifted is known only once it answers
+        else:
+            stables = [machine_drift.generation_key(p) for p in machine_drift.PRODUCTS if p not in found]
+        return dynamic.DiffResult(changes=bool(found) or moved, stables=stables)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        found: machine_drift.Drift = olds.get("drift") or {}
+        if found:  # look again: a machine found down has just been booted by its own update
+            found = ssh_probe(news["connection"], news["expected"])
+            if machine_drift.MACHINE in found:
+                raise RuntimeError(f"{news['name']}: {machine_drift.summary(found)}. Fix: check the machine "
+                                   "(`./run status`), then `pulumi up --refresh` again")
+        gens = machine_drift.repaired(machine_drift.generations(olds), found)
+        return dynamic.UpdateResult({**news, "drift": {},
+                                     **{machine_drift.generation_key(p): g for p, g in gens.items()}})
+
+
+class AgentState(dynamic.Resource, module="drift", name="AgentState"):
+    """A machine's agents as the install steps left them; per product, a repair generation."""
+
+    drift: pulumi.Output[dict[str, list[str]]]
+
+    def __init__(self, name: str, connection: pulumi.Input[Mapping[str, Any]],
+                 expected: pulumi.Input[machine_drift.Expected],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        gens = {machine_drift.generation_key(p): None for p in machine_drift.PRODUCTS}
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            additional_secret_outputs=["connection"]))
+        props = {"name": name, "connection": connection, "expected": expected, "drift": None, **gens}
+        super().__init__(AgentStateProvider(), name, props, opts)
+
+    def generation(self, product: str) -> pulumi.Output[int]:
+        """PRODUCT's repair generation (the output gen_PRODUCT): for its install step's triggers."""
+        output: pulumi.Output[int] = getattr(self, machine_drift.generation_key(product))
+        return output

@@ -1,0 +1,132 @@
+# client2's turn in the rolling restart:
+# restarts the agents whose install step staged a change (marked in /var/lib/hashicluster/restart/), one
+# after the other, each waiting until it is healthy again before the next; prints timestamped
+# lines. Healthy: the agent works and every Consul check of this machine passes again.
+# Reads: the marks in /var/lib/hashicluster/restart/ and the template values.
+# A second run changes nothing: a mark goes only once its agent is healthy; nothing marked,
+# nothing restarted.
+set -eu
+# --- hashicluster's shell library (documented in templates/steps/lib.sh)
+fail() { echo "error: $*" >&2; exit 1; }
+stamp() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+use_api() {
+  # shellcheck source=/dev/null
+  [ ! -r /etc/consul.d/api.env ] || . /etc/consul.d/api.env
+}
+wait_for() {
+  local what=$1 timeout=$2 state=$3 deadline
+  shift 3
+  deadline=$(( $(date +%s) + timeout ))
+  until "$@"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "error: $what not ready after ${timeout}s; last state seen:" >&2
+      ("$state") >&2 2>&1 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+  echo "$what: ready"
+}
+put_file() {
+  if ! cmp -s "$1" "$2"; then
+    install -D -m "$3" -o "$4" -g "$4" "$1" "$2"
+    # shellcheck disable=SC2034  # read by the script that calls put_file
+    changed=1
+  else
+    chmod "$3" "$2"; chown "$4:$4" "$2"
+  fi
+  rm -f "$1"
+}
+has_leader() { api "$1/v1/status/leader" | grep -q :; }
+alive() {
+  local role=node count
+  [ "$1" = server ] && role=consul
+  count=$(api "$CONSUL_HTTP_ADDR/v1/agent/members" 2>/dev/null | json_count . Status=1 Tags.role="$role") &&
+    [ "$count" -ge "$2" ]
+}
+nomad_node_ready() { [ "$(NOMAD_ADDR=$1 nomad node status -self -json 2>/dev/null | json_field Status)" = ready ]; }
+json_field() {
+  python3 -c 'import json, sys
+try:
+    value = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+field = value.get(sys.argv[1], "") if isinstance(value, dict) else ""
+print(field if isinstance(field, str) else json.dumps(field))' "$1"
+}
+json_count() {
+  python3 -c 'import json, re, sys
+def at(value, path):
+    for key in path.split(".") if path != "." else []:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+def text(value):
+    return value if isinstance(value, str) else json.dumps(value)
+def matches(item, condition):
+    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=)(.*)", condition).groups()
+    got = text(at(item, field))
+    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected)}[op]
+try:
+    items = at(json.load(sys.stdin), sys.argv[1])
+except ValueError:
+    sys.exit(1)
+items = list(items.values()) if isinstance(items, dict) else items or []
+print(sum(all(matches(item, c) for c in sys.argv[2:]) for item in items))' "$@"
+}
+json_rows() {
+  python3 -c 'import json, sys
+try:
+    items = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+for item in items or []:
+    print("\t".join(str(item.get(field, "")) for field in sys.argv[1:]))' "$@"
+}
+json_set() {
+  python3 -c 'import json, sys
+value = json.loads(sys.argv[1])
+with open(sys.argv[3]) as f:
+    value[sys.argv[2]] = f.read().rstrip("\n")
+print(json.dumps(value))' "$@"
+}
+# --- end of the library
+use_api
+servers_healthy() {  # URL COUNT: autopilot reports COUNT alive servers and none unhealthy
+  local r alive
+  r=$(api "$1/v1/operator/autopilot/health") || return 1
+  [ "$(printf %s "$r" | json_field Healthy)" = true ] || return 1
+  alive=$(printf %s "$r" | json_count Servers SerfStatus=alive Healthy=true) && [ "$alive" -ge "$2" ]
+}
+local_checks() { api "$CONSUL_HTTP_ADDR/v1/agent/checks"; }
+nomad_checks() { json_count . CheckID^=_nomad-check-; }  # of the checks on stdin, Nomad's
+checks_passing() {  # COUNT: all local checks pass, and COUNT or more of them are Nomad's
+  local r failing nomad
+  r=$(local_checks) || return 1
+  failing=$(printf %s "$r" | json_count . Status!=passing) && [ "$failing" = 0 ] || return 1
+  nomad=$(printf %s "$r" | nomad_checks) && [ "$nomad" -ge "$1" ]
+}
+# The instances' checks (Nomad registers them) must all come back; the machine's own (a
+# backend balancer's) may come or go with the change being rolled.
+checks=$(local_checks 2>/dev/null | nomad_checks) || checks=0
+consul_healthy() { has_leader "$CONSUL_HTTP_ADDR" && checks_passing "$checks"; }
+consul_state() { consul members; local_checks; journalctl -u consul -n 20 --no-pager; }
+nomad_healthy() { nomad_node_ready "$NOMAD_SCHEME://10.210.1.32:4646" && checks_passing "$checks"; }
+nomad_state() { NOMAD_ADDR=$NOMAD_SCHEME://10.210.1.32:4646 nomad node status -self; local_checks; journalctl -u nomad -n 20 --no-pager; }
+restarted=0
+if [ -e /var/lib/hashicluster/restart/consul ]; then
+echo "$(stamp) client2: restarting consul"
+systemctl restart consul
+wait_for "consul on client2 after its restart" 180 consul_state consul_healthy
+rm -f /var/lib/hashicluster/restart/consul
+echo "$(stamp) client2: consul healthy"
+restarted=1
+fi
+if [ -e /var/lib/hashicluster/restart/nomad ]; then
+echo "$(stamp) client2: restarting nomad"
+systemctl restart nomad
+wait_for "nomad on client2 after its restart" 180 nomad_state nomad_healthy
+rm -f /var/lib/hashicluster/restart/nomad
+echo "$(stamp) client2: nomad healthy"
+restarted=1
+fi
+[ "$restarted" = 1 ] || echo "client2: no restart"

@@ -1,0 +1,18 @@
+# Nomad client. Managed by hashicluster; edits are overwritten.
+client {
+  enabled = true
+  # The interface that carries this node's address (a go-sockaddr template, resolved by
+  # Nomad): machines need no default route.
+  network_interface = "{{ GetAllInterfaces | include \"address\" \"10.210.1.33\" | attr \"name\" }}"
+
+  # Not a cloud VM: skip the cloud metadata probes (they would reach for 169.254.169.254).
+  options {
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+  }
+}
+
+plugin "raw_exec" {
+  config {
+    enabled = true
+  }
+}

@@ -1,0 +1,233 @@
+# nomad 1.0.0 sha256 cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc
+# Installs nomad on this machine, or brings it up to date:
+# its binary (refused, before the installed copy is touched, unless its sha256 is the pinned one),
+# its files, its secret files and its systemd unit; then starts it and waits until it works.
+# A running agent that changed keeps running, marked for the roll step in /var/lib/hashicluster/restart/.
+# Reads: the template values (the pin, files, user, ...); on stdin, one `PATH MODE OWNER BASE64`
+# line per secret file.
+# A second run changes nothing: the binary and every file are compared before they are
+# written, and nothing restarts unless something changed.
+set -eu
+# --- hashicluster's shell library (documented in templates/steps/lib.sh)
+fail() { echo "error: $*" >&2; exit 1; }
+stamp() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+use_api() {
+  # shellcheck source=/dev/null
+  [ ! -r /etc/consul.d/api.env ] || . /etc/consul.d/api.env
+}
+wait_for() {
+  local what=$1 timeout=$2 state=$3 deadline
+  shift 3
+  deadline=$(( $(date +%s) + timeout ))
+  until "$@"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "error: $what not ready after ${timeout}s; last state seen:" >&2
+      ("$state") >&2 2>&1 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+  echo "$what: ready"
+}
+put_file() {
+  if ! cmp -s "$1" "$2"; then
+    install -D -m "$3" -o "$4" -g "$4" "$1" "$2"
+    # shellcheck disable=SC2034  # read by the script that calls put_file
+    changed=1
+  else
+    chmod "$3" "$2"; chown "$4:$4" "$2"
+  fi
+  rm -f "$1"
+}
+has_leader() { api "$1/v1/status/leader" | grep -q :; }
+alive() {
+  local role=node count
+  [ "$1" = server ] && role=consul
+  count=$(api "$CONSUL_HTTP_ADDR/v1/agent/members" 2>/dev/null | json_count . Status=1 Tags.role="$role") &&
+    [ "$count" -ge "$2" ]
+}
+nomad_node_ready() { [ "$(NOMAD_ADDR=$1 nomad node status -self -json 2>/dev/null | json_field Status)" = ready ]; }
+json_field() {
+  python3 -c 'import json, sys
+try:
+    value = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+field = value.get(sys.argv[1], "") if isinstance(value, dict) else ""
+print(field if isinstance(field, str) else json.dumps(field))' "$1"
+}
+json_count() {
+  python3 -c 'import json, re, sys
+def at(value, path):
+    for key in path.split(".") if path != "." else []:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+def text(value):
+    return value if isinstance(value, str) else json.dumps(value)
+def matches(item, condition):
+    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=)(.*)", condition).groups()
+    got = text(at(item, field))
+    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected)}[op]
+try:
+    items = at(json.load(sys.stdin), sys.argv[1])
+except ValueError:
+    sys.exit(1)
+items = list(items.values()) if isinstance(items, dict) else items or []
+print(sum(all(matches(item, c) for c in sys.argv[2:]) for item in items))' "$@"
+}
+json_rows() {
+  python3 -c 'import json, sys
+try:
+    items = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+for item in items or []:
+    print("\t".join(str(item.get(field, "")) for field in sys.argv[1:]))' "$@"
+}
+json_set() {
+  python3 -c 'import json, sys
+value = json.loads(sys.argv[1])
+with open(sys.argv[3]) as f:
+    value[sys.argv[2]] = f.read().rstrip("\n")
+print(json.dumps(value))' "$@"
+}
+# --- end of the library
+changed=0
+mkdir -p /var/lib/hashicluster/staging
+# The sha256 of the binary unpacked here is recorded (for the drift probe, and for this step's
+# next run: a binary missing or differing from its record is installed again) in
+# /var/lib/hashicluster/staging/nomad.installed-binary-sha256; an install from before records were kept gets its record now.
+installed() { sha256sum /usr/local/bin/nomad 2>/dev/null | cut -d" " -f1; }
+if [ ! -s /var/lib/hashicluster/staging/nomad.installed-binary-sha256 ] && [ "$(cat /var/lib/hashicluster/staging/nomad.installed-zip-sha256 2>/dev/null)" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ]; then
+  installed > /var/lib/hashicluster/staging/nomad.installed-binary-sha256
+fi
+if [ "$(cat /var/lib/hashicluster/staging/nomad.installed-zip-sha256 2>/dev/null)" != cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || [ ! -x /usr/local/bin/nomad ] ||
+   [ "$(installed)" != "$(cat /var/lib/hashicluster/staging/nomad.installed-binary-sha256 2>/dev/null)" ]; then
+  zip=/var/lib/hashicluster/staging/nomad-1.0.0.download
+  curl -fsSL --retry 3 -o "$zip" '' || fail "nomad 1.0.0: download of  failed"
+  got=$(sha256sum "$zip" | cut -d" " -f1)
+  [ "$got" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || { rm -f "$zip"; fail "nomad 1.0.0: sha256 of  is $got, expected cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc; nothing installed"; }
+  new=/var/lib/hashicluster/staging/nomad-1.0.0.bin
+  unzip -p "$zip" nomad > "$new" && rm -f "$zip"
+  install -m 0755 "$new" /usr/local/bin/nomad.new && mv /usr/local/bin/nomad.new /usr/local/bin/nomad; changed=1
+  rm -f "$new"
+  installed > /var/lib/hashicluster/staging/nomad.installed-binary-sha256
+  echo cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc > /var/lib/hashicluster/staging/nomad.installed-zip-sha256
+fi
+install -d -m 0750 -o root -g root /opt/nomad
+install -d -m 0750 -o root -g root /etc/nomad.d
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+# Nomad agent: settings every node shares. Managed by hashicluster; edits are overwritten.
+datacenter = "dc1"
+region     = "global"
+name       = "client3"
+data_dir   = "/opt/nomad"
+bind_addr  = "10.210.1.33"
+
+# No calls home to check for new versions.
+disable_update_check = true
+
+advertise {
+  http = "10.210.1.33"
+  rpc  = "10.210.1.33"
+  serf = "10.210.1.33"
+}
+
+# Services and checks are registered in the local Consul agent, and the agents find
+# each other through it.
+consul {
+  address = "127.0.0.1:8501"
+  ssl     = true
+  ca_file = "/etc/nomad.d/tls/ca.pem"
+}
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/nomad.d/nomad.hcl 0644 root
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+# TLS with the cluster's CA. Managed by hashicluster; edits are overwritten.
+# The key and certificates come on the install step's stdin (the key is a secret).
+tls {
+  http      = true
+  rpc       = true
+  ca_file   = "/etc/nomad.d/tls/ca.pem"
+  cert_file = "/etc/nomad.d/tls/agent.pem"
+  key_file  = "/etc/nomad.d/tls/agent-key.pem"
+  # Servers only with server.global.nomad, clients only with client.global.nomad.
+  verify_server_hostname = true
+  # API clients check the agent with the CA; the ACL tokens say who they are.
+  verify_https_client = false
+}
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/nomad.d/tls.hcl 0644 root
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+# Nomad ACLs: nothing is allowed without a token. Managed by hashicluster; edits are overwritten.
+acl {
+  enabled = true
+}
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/nomad.d/acl.hcl 0644 root
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+# Nomad client. Managed by hashicluster; edits are overwritten.
+client {
+  enabled = true
+  # The interface that carries this node's address (a go-sockaddr template, resolved by
+  # Nomad): machines need no default route.
+  network_interface = "{{ GetAllInterfaces | include \"address\" \"10.210.1.33\" | attr \"name\" }}"
+
+  # Not a cloud VM: skip the cloud metadata probes (they would reach for 169.254.169.254).
+  options {
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+  }
+}
+
+plugin "raw_exec" {
+  config {
+    enabled = true
+  }
+}
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/nomad.d/client.hcl 0644 root
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+# Managed by hashicluster; edits are overwritten.
+[Unit]
+Description=Nomad agent (client)
+Documentation=https://developer.hashicorp.com/nomad/docs
+Wants=network-online.target consul.service
+After=network-online.target consul.service
+
+[Service]
+# Clients run as root: task drivers need it.
+ExecStart=/usr/local/bin/nomad agent -config=/etc/nomad.d
+ExecReload=/bin/kill --signal HUP $MAINPID
+KillMode=process
+KillSignal=SIGINT
+Restart=on-failure
+RestartSec=2
+LimitNOFILE=65536
+TasksMax=infinity
+
+[Install]
+WantedBy=multi-user.target
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/systemd/system/nomad.service 0644 root
+while read -r path mode owner data; do
+  tmp=$(mktemp) && printf %s "$data" | base64 -d > "$tmp"
+  put_file "$tmp" "$path" "$mode" "$owner"
+done
+[ -s /etc/nomad.d/tls/ca.pem ] || fail "nomad: the secret file /etc/nomad.d/tls/ca.pem did not arrive on stdin"
+[ -s /etc/nomad.d/tls/agent.pem ] || fail "nomad: the secret file /etc/nomad.d/tls/agent.pem did not arrive on stdin"
+[ -s /etc/nomad.d/tls/agent-key.pem ] || fail "nomad: the secret file /etc/nomad.d/tls/agent-key.pem did not arrive on stdin"
+[ -s /etc/nomad.d/consul-token.hcl ] || fail "nomad: the secret file /etc/nomad.d/consul-token.hcl did not arrive on stdin"
+[ -s /etc/nomad.d/api.token ] || fail "nomad: the secret file /etc/nomad.d/api.token did not arrive on stdin"
+[ -s /etc/nomad.d/api.header ] || fail "nomad: the secret file /etc/nomad.d/api.header did not arrive on stdin"
+if [ -e /etc/nomad.d/gossip.hcl ]; then rm -f /etc/nomad.d/gossip.hcl; changed=1; fi
+if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
+systemctl enable --quiet nomad
+if [ "$changed" = 1 ] && systemctl is-active --quiet nomad; then
+  mkdir -p /var/lib/hashicluster/restart && touch /var/lib/hashicluster/restart/nomad
+  echo "nomad: changed; staged for a rolling restart"
+fi
+systemctl start nomad
+use_api
+ready_state() { NOMAD_ADDR=$NOMAD_SCHEME://10.210.1.33:4646 nomad agent-info | head -40; journalctl -u nomad -n 20 --no-pager; }
+ready() { nomad_node_ready "$NOMAD_SCHEME://10.210.1.33:4646"; }
+wait_for "the local nomad agent" 120 ready_state ready

@@ -1,0 +1,294 @@
+# consul-template 1.0.0 sha256 cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc
+# Installs consul-template on this machine, or brings it up to date:
+# its binary (refused, before the installed copy is touched, unless its sha256 is the pinned one),
+# its files, its secret files and its systemd unit; then starts it and waits until it works.
+# A change restarts it at once.
+# Reads: the template values (the pin, files, user, ...); on stdin, one `PATH MODE OWNER BASE64`
+# line per secret file.
+# A second run changes nothing: the binary and every file are compared before they are
+# written, and nothing restarts unless something changed.
+set -eu
+# --- hashicluster's shell library (documented in templates/steps/lib.sh)
+fail() { echo "error: $*" >&2; exit 1; }
+stamp() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+use_api() {
+  # shellcheck source=/dev/null
+  [ ! -r /etc/consul.d/api.env ] || . /etc/consul.d/api.env
+}
+wait_for() {
+  local what=$1 timeout=$2 state=$3 deadline
+  shift 3
+  deadline=$(( $(date +%s) + timeout ))
+  until "$@"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "error: $what not ready after ${timeout}s; last state seen:" >&2
+      ("$state") >&2 2>&1 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+  echo "$what: ready"
+}
+put_file() {
+  if ! cmp -s "$1" "$2"; then
+    install -D -m "$3" -o "$4" -g "$4" "$1" "$2"
+    # shellcheck disable=SC2034  # read by the script that calls put_file
+    changed=1
+  else
+    chmod "$3" "$2"; chown "$4:$4" "$2"
+  fi
+  rm -f "$1"
+}
+has_leader() { api "$1/v1/status/leader" | grep -q :; }
+alive() {
+  local role=node count
+  [ "$1" = server ] && role=consul
+  count=$(api "$CONSUL_HTTP_ADDR/v1/agent/members" 2>/dev/null | json_count . Status=1 Tags.role="$role") &&
+    [ "$count" -ge "$2" ]
+}
+nomad_node_ready() { [ "$(NOMAD_ADDR=$1 nomad node status -self -json 2>/dev/null | json_field Status)" = ready ]; }
+json_field() {
+  python3 -c 'import json, sys
+try:
+    value = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+field = value.get(sys.argv[1], "") if isinstance(value, dict) else ""
+print(field if isinstance(field, str) else json.dumps(field))' "$1"
+}
+json_count() {
+  python3 -c 'import json, re, sys
+def at(value, path):
+    for key in path.split(".") if path != "." else []:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+def text(value):
+    return value if isinstance(value, str) else json.dumps(value)
+def matches(item, condition):
+    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=)(.*)", condition).groups()
+    got = text(at(item, field))
+    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected)}[op]
+try:
+    items = at(json.load(sys.stdin), sys.argv[1])
+except ValueError:
+    sys.exit(1)
+items = list(items.values()) if isinstance(items, dict) else items or []
+print(sum(all(matches(item, c) for c in sys.argv[2:]) for item in items))' "$@"
+}
+json_rows() {
+  python3 -c 'import json, sys
+try:
+    items = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+for item in items or []:
+    print("\t".join(str(item.get(field, "")) for field in sys.argv[1:]))' "$@"
+}
+json_set() {
+  python3 -c 'import json, sys
+value = json.loads(sys.argv[1])
+with open(sys.argv[3]) as f:
+    value[sys.argv[2]] = f.read().rstrip("\n")
+print(json.dumps(value))' "$@"
+}
+# --- end of the library
+changed=0
+mkdir -p /var/lib/hashicluster/staging
+# The sha256 of the binary unpacked here is recorded (for the drift probe, and for this step's
+# next run: a binary missing or differing from its record is installed again) in
+# /var/lib/hashicluster/staging/consul-template.installed-binary-sha256; an install from before records were kept gets its record now.
+installed() { sha256sum /usr/local/bin/consul-template 2>/dev/null | cut -d" " -f1; }
+if [ ! -s /var/lib/hashicluster/staging/consul-template.installed-binary-sha256 ] && [ "$(cat /var/lib/hashicluster/staging/consul-template.installed-zip-sha256 2>/dev/null)" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ]; then
+  installed > /var/lib/hashicluster/staging/consul-template.installed-binary-sha256
+fi
+if [ "$(cat /var/lib/hashicluster/staging/consul-template.installed-zip-sha256 2>/dev/null)" != cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || [ ! -x /usr/local/bin/consul-template ] ||
+   [ "$(installed)" != "$(cat /var/lib/hashicluster/staging/consul-template.installed-binary-sha256 2>/dev/null)" ]; then
+  zip=/var/lib/hashicluster/staging/consul-template-1.0.0.download
+  curl -fsSL --retry 3 -o "$zip" '' || fail "consul-template 1.0.0: download of  failed"
+  got=$(sha256sum "$zip" | cut -d" " -f1)
+  [ "$got" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || { rm -f "$zip"; fail "consul-template 1.0.0: sha256 of  is $got, expected cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc; nothing installed"; }
+  new=/var/lib/hashicluster/staging/consul-template-1.0.0.bin
+  unzip -p "$zip" consul-template > "$new" && rm -f "$zip"
+  install -m 0755 "$new" /usr/local/bin/consul-template.new && mv /usr/local/bin/consul-template.new /usr/local/bin/consul-template; changed=1
+  rm -f "$new"
+  installed > /var/lib/hashicluster/staging/consul-template.installed-binary-sha256
+  echo cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc > /var/lib/hashicluster/staging/consul-template.installed-zip-sha256
+fi
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+# consul-template on the load balancer frontend.lb.demo: nginx's routes from Consul.
+# Managed by hashicluster; edits are overwritten.
+#
+# Run with -config=/etc/consul-template.d/consul-template.hcl (this file only: consul-template
+# would read every file of a -config directory as configuration, the templates included).
+#
+# After both files are written, the command checks nginx's whole config and reloads only if
+# it passes. A refused config is reported and nginx keeps its routes (the command still
+# exits 0: a failing command would stop consul-template). A stopped nginx stays stopped.
+
+consul {
+  address = "127.0.0.1:8501"
+  ssl {
+    enabled = true
+    verify  = true
+    ca_cert = "/etc/consul.d/tls/ca.pem"
+  }
+
+  # Keep trying while the local agent restarts (0 = no limit).
+  retry {
+    enabled     = true
+    attempts    = 0
+    backoff     = "250ms"
+    max_backoff = "5s"
+  }
+}
+
+log_level = "info"
+
+# Render once changes settle for 500 ms, at most 2 s after the first: an instance that fails
+# its health check leaves the load balancer within seconds.
+wait {
+  min = "500ms"
+  max = "2s"
+}
+
+# The upstream groups (nginx's http context) ...
+template {
+  source               = "/etc/consul-template.d/services.ctmpl"
+  destination          = "/etc/nginx/conf.d/services.conf"
+  perms                = 0644
+  error_on_missing_key = false
+  command              = ["/bin/sh", "-c", "if nginx -t -q; then systemctl try-reload-or-restart nginx; else echo 'consul-template: nginx -t refused the new routes (see above); nginx keeps the previous ones' >&2; fi"]
+  command_timeout      = "30s"
+}
+
+# ... and the routes (inside the port 80 server). Both come from the same data in the same
+# pass, and the reload command, the same for both, runs once after both are written.
+template {
+  source               = "/etc/consul-template.d/locations.ctmpl"
+  destination          = "/etc/nginx/locations.d/services.conf"
+  perms                = 0644
+  error_on_missing_key = false
+  command              = ["/bin/sh", "-c", "if nginx -t -q; then systemctl try-reload-or-restart nginx; else echo 'consul-template: nginx -t refused the new routes (see above); nginx keeps the previous ones' >&2; fi"]
+  command_timeout      = "30s"
+}
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/consul-template.d/consul-template.hcl 0644 root
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+{{- /*
+  The load balancer's upstream groups, rendered by consul-template into
+  /etc/nginx/conf.d/services.conf (nginx's http context). Managed by hashicluster.
+
+  One group per Consul service tagged "lb" that has at least one instance passing its
+  health checks: nginx refuses an empty group, and locations.ctmpl answers 503 for a
+  service without one. A dead instance is skipped for 5 s after three failed attempts, and
+  the request is retried on another instance (see locations.ctmpl). Up to 16 idle connections
+  per group are kept open (locations.ctmpl speaks HTTP/1.1 to the instances), so a request
+  does not pay for a new connection, nor the instance for a new thread.
+
+  Only names nginx can take as they are (letters, digits, dashes) are routed.
+*/ -}}
+# Generated by consul-template from services.ctmpl: do not edit.
+# One upstream group per Consul service tagged "lb" with a healthy instance.
+{{- range services }}
+{{- if and (.Tags | contains "lb") (.Name | regexMatch "^[A-Za-z0-9][A-Za-z0-9-]*$") }}
+{{- $service := .Name }}
+{{- with service (printf "%s|passing" .Name) }}
+
+upstream {{ $service }} {
+{{- range . }}
+    server {{ .Address }}:{{ .Port }} max_fails=3 fail_timeout=5s;
+{{- end }}
+    keepalive 16;
+}
+{{- end }}
+{{- end }}
+{{- end }}
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/consul-template.d/services.ctmpl 0644 root
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+{{- /*
+  The load balancer's routes, rendered by consul-template into
+  /etc/nginx/locations.d/services.conf (inside nginx.conf's port 80 server).
+  Managed by hashicluster.
+
+  For every Consul service tagged "lb": /<service>/... goes to /... on one of its healthy
+  instances (the upstream group of the same name, from services.ctmpl). A connection
+  attempt gives up after 1 s, and an error, a timeout, a 502 or a 503 is retried on another
+  instance (3 tries at most), so the requests of an instance that dies go elsewhere before
+  Consul notices. A service without a healthy instance answers 503 at once.
+
+  The same names as services.ctmpl, so a route exists exactly when its group does.
+*/ -}}
+# Generated by consul-template from locations.ctmpl: do not edit.
+# One route /<service>/ per Consul service tagged "lb".
+{{- range services }}
+{{- if and (.Tags | contains "lb") (.Name | regexMatch "^[A-Za-z0-9][A-Za-z0-9-]*$") }}
+
+location = /{{ .Name }} {
+    return 301 /{{ .Name }}/;
+}
+{{- if service (printf "%s|passing" .Name) }}
+
+location /{{ .Name }}/ {
+    proxy_pass http://{{ .Name }}/;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_set_header X-Real-IP $remote_addr;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_set_header X-Forwarded-Prefix /{{ .Name }};
+    proxy_connect_timeout 1s;
+    proxy_next_upstream error timeout http_502 http_503;
+    proxy_next_upstream_tries 3;
+    proxy_next_upstream_timeout 10s;
+}
+{{- else }}
+
+location /{{ .Name }}/ {
+    default_type text/plain;
+    add_header Retry-After 5 always;
+    return 503 "no healthy instance of {{ .Name }}\n";
+}
+{{- end }}
+{{- end }}
+{{- end }}
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/consul-template.d/locations.ctmpl 0644 root
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+# Managed by hashicluster; edits are overwritten.
+[Unit]
+Description=consul-template (nginx routes of the load balancer from Consul)
+Documentation=https://github.com/hashicorp/consul-template
+Wants=network-online.target consul.service
+After=network-online.target consul.service nginx.service
+
+[Service]
+# root: it writes nginx's config and reloads nginx.
+# The config file only: every file of a -config directory would be read as config.
+# With ACLs, its Consul token (CONSUL_HTTP_TOKEN), in a file of mode 0600.
+EnvironmentFile=-/etc/consul-template.d/token.env
+ExecStart=/usr/local/bin/consul-template -config=/etc/consul-template.d/consul-template.hcl
+ExecReload=/bin/kill --signal HUP $MAINPID
+KillMode=process
+KillSignal=SIGINT
+Restart=on-failure
+RestartSec=2
+LimitNOFILE=65536
+
+[Install]
+WantedBy=multi-user.target
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/systemd/system/consul-template.service 0644 root
+while read -r path mode owner data; do
+  tmp=$(mktemp) && printf %s "$data" | base64 -d > "$tmp"
+  put_file "$tmp" "$path" "$mode" "$owner"
+done
+[ -s /etc/consul-template.d/token.env ] || fail "consul-template: the secret file /etc/consul-template.d/token.env did not arrive on stdin"
+if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
+systemctl enable --quiet consul-template
+if [ "$changed" = 1 ]; then systemctl restart consul-template; else systemctl start consul-template; fi
+use_api
+ready_state() { journalctl -u consul-template -n 20 --no-pager; }
+ready() { [ -e /etc/nginx/conf.d/services.conf ]; }
+wait_for "the local consul-template agent" 120 ready_state ready

@@ -1,0 +1,197 @@
+# nginx
+# Installs nginx on this machine, or brings it up to date:
+# its Debian packages (nginx),
+# its files, its secret files and its systemd unit; then starts it and waits until it works.
+# A change restarts it at once.
+# Reads: the template values (the pin, files, user, ...); on stdin, one `PATH MODE OWNER BASE64`
+# line per secret file.
+# A second run changes nothing: the binary and every file are compared before they are
+# written, and nothing restarts unless something changed.
+set -eu
+# --- hashicluster's shell library (documented in templates/steps/lib.sh)
+fail() { echo "error: $*" >&2; exit 1; }
+stamp() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+use_api() {
+  # shellcheck source=/dev/null
+  [ ! -r /etc/consul.d/api.env ] || . /etc/consul.d/api.env
+}
+wait_for() {
+  local what=$1 timeout=$2 state=$3 deadline
+  shift 3
+  deadline=$(( $(date +%s) + timeout ))
+  until "$@"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "error: $what not ready after ${timeout}s; last state seen:" >&2
+      ("$state") >&2 2>&1 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+  echo "$what: ready"
+}
+put_file() {
+  if ! cmp -s "$1" "$2"; then
+    install -D -m "$3" -o "$4" -g "$4" "$1" "$2"
+    # shellcheck disable=SC2034  # read by the script that calls put_file
+    changed=1
+  else
+    chmod "$3" "$2"; chown "$4:$4" "$2"
+  fi
+  rm -f "$1"
+}
+has_leader() { api "$1/v1/status/leader" | grep -q :; }
+alive() {
+  local role=node count
+  [ "$1" = server ] && role=consul
+  count=$(api "$CONSUL_HTTP_ADDR/v1/agent/members" 2>/dev/null | json_count . Status=1 Tags.role="$role") &&
+    [ "$count" -ge "$2" ]
+}
+nomad_node_ready() { [ "$(NOMAD_ADDR=$1 nomad node status -self -json 2>/dev/null | json_field Status)" = ready ]; }
+json_field() {
+  python3 -c 'import json, sys
+try:
+    value = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+field = value.get(sys.argv[1], "") if isinstance(value, dict) else ""
+print(field if isinstance(field, str) else json.dumps(field))' "$1"
+}
+json_count() {
+  python3 -c 'import json, re, sys
+def at(value, path):
+    for key in path.split(".") if path != "." else []:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+def text(value):
+    return value if isinstance(value, str) else json.dumps(value)
+def matches(item, condition):
+    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=)(.*)", condition).groups()
+    got = text(at(item, field))
+    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected)}[op]
+try:
+    items = at(json.load(sys.stdin), sys.argv[1])
+except ValueError:
+    sys.exit(1)
+items = list(items.values()) if isinstance(items, dict) else items or []
+print(sum(all(matches(item, c) for c in sys.argv[2:]) for item in items))' "$@"
+}
+json_rows() {
+  python3 -c 'import json, sys
+try:
+    items = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+for item in items or []:
+    print("\t".join(str(item.get(field, "")) for field in sys.argv[1:]))' "$@"
+}
+json_set() {
+  python3 -c 'import json, sys
+value = json.loads(sys.argv[1])
+with open(sys.argv[3]) as f:
+    value[sys.argv[2]] = f.read().rstrip("\n")
+print(json.dumps(value))' "$@"
+}
+# --- end of the library
+changed=0
+mkdir -p /var/lib/hashicluster/staging
+dpkg -s nginx >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null || fail "nginx: cannot install the Debian package nginx"
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+# nginx on the load balancer frontend.lb.demo. Managed by hashicluster; edits are overwritten.
+#
+# Port 80: this file's index (/) and health check (/health), plus one route /<service>/ per
+# Consul service tagged "lb", which consul-template renders from Consul:
+#   /etc/nginx/conf.d/services.conf        the upstream groups (http context)
+#   /etc/nginx/locations.d/services.conf   the routes (inside the port 80 server)
+# Port 8500 on 10.210.1.20: the Consul servers' UI and API.
+
+user www-data;
+# A small VM: two workers are plenty for a load balancer in front of a few services.
+worker_processes 2;
+worker_rlimit_nofile 8192;
+pid /run/nginx.pid;
+error_log /var/log/nginx/error.log warn;
+
+events {
+    worker_connections 2048;
+}
+
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 30s;
+    server_tokens off;
+
+    log_format lb '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
+                  'rt=$request_time upstream=$upstream_addr upstream_status=$upstream_status';
+    access_log /var/log/nginx/access.log lb;
+
+    # Generated upstream groups (consul-template).
+    include /etc/nginx/conf.d/*.conf;
+
+    server {
+        listen 80 default_server;
+        server_name _;
+        default_type text/plain;
+        # Redirects stay relative, so they work through forwards and other host names.
+        absolute_redirect off;
+
+        location = / {
+            return 200 "hashicluster load balancer frontend.lb.demo (10.210.1.20)\n\n/<service>/  every Consul service tagged lb, on its healthy instances\n/health      200 while this load balancer runs\n:8500        the Consul UI (/ui/) and API (/v1/)\n";
+        }
+
+        location = /health {
+            access_log off;
+            return 200 "ok\n";
+        }
+
+        # Generated routes (consul-template): location /<service>/ { ... }
+        include /etc/nginx/locations.d/*.conf;
+
+        location / {
+            return 404 "no route here: routes are /<service>/ for Consul services tagged lb (GET / for help)\n";
+        }
+    }
+
+    upstream hashicluster_consul_ui {
+        server 10.210.1.10:8501 max_fails=1 fail_timeout=5s;
+    }
+
+    # The Consul UI and API through the load balancer. Only on this address: the local
+    # Consul agent keeps loopback (consul-template talks to it there).
+    server {
+        listen 10.210.1.20:8500;
+        server_name _;
+
+        location / {
+            # The servers' HTTPS API, checked against the cluster's CA.
+            proxy_pass https://hashicluster_consul_ui;
+            proxy_ssl_trusted_certificate /etc/consul.d/tls/ca.pem;
+            proxy_ssl_verify on;
+            proxy_ssl_name server.dc1.consul;
+            proxy_ssl_server_name on;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_connect_timeout 2s;
+            proxy_next_upstream error timeout http_502 http_503;
+            proxy_next_upstream_tries 3;
+            # Blocking queries (?index=) wait up to 10 minutes; stream them as they come.
+            proxy_read_timeout 11m;
+            proxy_buffering off;
+        }
+    }
+}
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/nginx/nginx.conf 0644 root
+nginx -t -q || fail "nginx: the new configuration does not pass 'nginx -t -q'"
+if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
+systemctl enable --quiet nginx
+if [ "$changed" = 1 ]; then systemctl restart nginx; else systemctl start nginx; fi
+use_api
+ready_state() { nginx -t; journalctl -u nginx -n 20 --no-pager; }
+ready() { curl -sf http://10.210.1.20/health >/dev/null; }
+wait_for "the local nginx agent" 120 ready_state ready

@@ -1,0 +1,4 @@
+# Nomad ACLs: nothing is allowed without a token. Managed by hashicluster; edits are overwritten.
+acl {
+  enabled = true
+}
