@@ -170,6 +170,6 @@ def test_lab_power_reads_the_lab_status(monkeypatch: pytest.MonkeyPatch) -> None
         assert cmd == ["python3", "-m", "lab", "status", "--json"]
         return subprocess.CompletedProcess(cmd, 0, json.dumps(listing), "")
 
-    monkeypatch.setattr(providers.subprocess, "run", fake_run)
+    monkeypatch.setattr(subprocess, "run", fake_run)
     assert [providers.lab_power(n) for n in ("lab-client1", "lab-client2", "lab-client3")] == \
         ["running", "stopped", "gone"]
