@@ -56,7 +56,7 @@ def lab_power(name: str) -> str:
     machines = {m["name"]: m for m in json.loads(proc.stdout)}
     if name not in machines:
         return GONE
-    return RUNNING if machines[name].get("state") == RUNNING else STOPPED
+    return RUNNING if machines[name].get("running") else STOPPED
 
 
 def vagrant_power(name: str, directory: str) -> str:

@@ -164,7 +164,7 @@ def test_power_found_down_counts_one_generation(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_lab_power_reads_the_lab_status(monkeypatch: pytest.MonkeyPatch) -> None:
-    listing = [{"name": "lab-client1", "state": "running"}, {"name": "lab-client2", "state": "stopped"}]
+    listing = [{"name": "lab-client1", "running": True}, {"name": "lab-client2", "running": False}]
 
     def fake_run(cmd: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
         assert cmd == ["python3", "-m", "lab", "status", "--json"]
