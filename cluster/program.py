@@ -16,7 +16,14 @@ from cluster import binaries
 from cluster import config as cfg
 from cluster.jobs import NomadJob
 from cluster.machines import Machine, nspawn, vagrant
-from cluster.secrets import CLUSTER_OUTPUTS, NODE_OUTPUTS, ClusterSecrets, NodeCredentials, node_names
+from cluster.secrets import (
+    CLUSTER_OUTPUTS,
+    NODE_OUTPUTS,
+    ClusterSecrets,
+    NodeCredentials,
+    TokenSecret,
+    node_names,
+)
 from cluster.services.agents import agents
 from cluster.services.identity import identity
 from cluster.topology import Node, Role, nodes
@@ -41,12 +48,14 @@ def make_machines(spec: cfg.ClusterSpec, check_network: bool = True) -> list[Mac
 
 def make_secrets(spec: cfg.ClusterSpec, machines: list[Machine]) -> dict[str, dict[str, pulumi.Output[str]]]:
     """Per machine, the secret values its agents' files take: the cluster's (gossip keys, the
-    CA, tokens) and its own (key and certificate, Consul agent token). Nothing when security
-    is off."""
+    CA, tokens; with ACLs the read-only status token too) and its own (key and certificate,
+    Consul agent token). Nothing when security is off."""
     if not spec.security.any:
         return {}
     made = ClusterSecrets("cluster-secrets", spec.stack)
     shared = {name: getattr(made, name) for name in CLUSTER_OUTPUTS}
+    if spec.security.acl:
+        shared["consul_status_token"] = TokenSecret("consul-status-token").secret
     values = {}
     for m in machines:
         node = m.node
@@ -75,6 +84,8 @@ class Cluster:
     ca_cert: pulumi.Output[str] | None = None  # with TLS: the cluster's CA certificate (public)
     # With ACLs: the management tokens, for people (the UIs, the CLIs); secret outputs.
     management_tokens: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    # With ACLs: the read-only tokens of `./run status` (cluster/status); secret outputs.
+    status_tokens: dict[str, pulumi.Output[str]] = field(default_factory=dict)
 
     @property
     def nomad_api(self) -> str:
@@ -109,6 +120,7 @@ class Cluster:
             **({"caCertificate": self.ca_cert} if self.ca_cert is not None else {}),
             # `pulumi stack output --show-secrets nomadManagementToken`: [secret] everywhere else.
             **{name: pulumi.Output.secret(token) for name, token in self.management_tokens.items()},
+            **{name: pulumi.Output.secret(token) for name, token in self.status_tokens.items()},
         }
 
 
@@ -136,6 +148,9 @@ def build(raw: Mapping[str, str], stack: str, check_network: bool = True,
     if spec.security.acl:
         cluster.management_tokens = {"consulManagementToken": root_values["consul_management_token"],
                                      "nomadManagementToken": root_values["nomad_management_token"]}
+        if made.nomad_status_token is not None:
+            cluster.status_tokens = {"statusConsulToken": root_values["consul_status_token"],
+                                     "statusNomadToken": made.nomad_status_token}
     # Jobs come last: after every machine's steps, the load balancer included.
     cluster.jobs = [
         NomadJob(f"job-{name}", hcl=(cfg.JOBS_DIR / f"{name}.nomad.hcl").read_text(),

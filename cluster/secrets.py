@@ -8,6 +8,8 @@
   users: the Consul and Nomad management tokens and the narrow Consul tokens of consul-template
   and of the Nomad agents. Random when created; nothing
   to compare afterwards, so it never changes by itself (`pulumi up --replace URN` rotates).
+- `TokenSecret`: one more token's secret, made once (the read-only status token of Consul): a
+  resource of its own, so a stack made before it gains it without ClusterSecrets changing.
 - `NodeCredentials`: per machine, a TLS key and a certificate the CA signs for the machine's
   names and addresses (and the role names Consul and Nomad check: `server.dc1.consul`,
   `server.global.nomad`, `client.global.nomad`), and the machine's own Consul agent token.
@@ -157,6 +159,16 @@ class ClusterSecretsProvider(dynamic.ResourceProvider):
         return dynamic.DiffResult(changes=False)
 
 
+class TokenSecretProvider(dynamic.ResourceProvider):
+    """Creates one token secret; an update keeps it (`pulumi up --replace URN` rotates)."""
+
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        return dynamic.CreateResult(id_=str(uuid.uuid4()), outs={**props, "secret": token()})
+
+    def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> dynamic.DiffResult:
+        return dynamic.DiffResult(changes=False)
+
+
 class NodeCredentialsProvider(dynamic.ResourceProvider):
     """A key and certificate for a machine's names, and its Consul agent token."""
 
@@ -189,6 +201,18 @@ class ClusterSecrets(dynamic.Resource):
             o for o in CLUSTER_OUTPUTS if o not in PUBLIC_OUTPUTS])
         super().__init__(ClusterSecretsProvider(), name,
                          {"stack": stack, **dict.fromkeys(CLUSTER_OUTPUTS)},
+                         pulumi.ResourceOptions.merge(secret, opts))
+
+
+class TokenSecret(dynamic.Resource):
+    """One ACL token's secret made by the program after ClusterSecrets' (the read-only status
+    token of Consul): a resource of its own, so a stack made before it only gains it."""
+
+    secret: pulumi.Output[str]
+
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["secret"])
+        super().__init__(TokenSecretProvider(), name, {"secret": None},
                          pulumi.ResourceOptions.merge(secret, opts))
 
 

@@ -6,12 +6,14 @@ Two steps on the root server, each safe to run again (a second run changes nothi
   management token of the servers' config (`initial_management`: no bootstrap call). The step
   writes the policies and the tokens whose secrets the program made (cluster/secrets.py):
   each machine's agent token (its node identity, and its own agent API), the Nomad agents'
-  token and consul-template's. A machine that left the stack loses its token and policy.
+  token, consul-template's and the read-only status token (`./run status`). A machine that
+  left the stack loses its token and policy.
 - `nomad-acl`, after the Nomad servers' gate: bootstraps Nomad's ACLs with the management
   token the program made (once; afterwards it checks that the token works), writes the
-  policies, and makes (or finds) the machines' token (drain, node status, autopilot) and the
-  job resources' token. Nomad makes the secrets of those two itself: the step prints them, as a
-  secret output that nothing logs, for the clients' install steps and the jobs.
+  policies, and makes (or finds) the machines' token (drain, node status, autopilot), the
+  job resources' token and the read-only status token. Nomad makes the secrets of those itself:
+  the step prints them, as a secret output that nothing logs, for the clients' install steps,
+  the jobs and the stack output `statusNomadToken`.
 
 Secrets reach the steps on stdin and the APIs in files of mode 0600; no secret is ever an
 argument of a process (printf and read are shell builtins).
@@ -43,6 +45,13 @@ CONSUL_POLICIES = {
                            'service_prefix "" { policy = "write" }\n'),
     "hashicluster-consul-template": ('node_prefix "" { policy = "read" }\n'
                                      'service_prefix "" { policy = "read" }\n'),
+    # `./run status` (cluster/status): members, nodes, services and their health, the agents'
+    # versions, the Raft peers; no key of the KV store.
+    "hashicluster-status": ('agent_prefix "" { policy = "read" }\n'
+                            'node_prefix "" { policy = "read" }\n'
+                            'service_prefix "" { policy = "read" }\n'
+                            'operator = "read"\n'
+                            'key_prefix "" { policy = "deny" }\n'),
 }
 NOMAD_POLICIES = {
     # The project's scripts on a machine: node status, drain and purge, autopilot, members.
@@ -51,8 +60,15 @@ NOMAD_POLICIES = {
                              'operator { policy = "read" }\n'),
     # The job resources (cluster/jobs.py): parse, register, read and stop jobs.
     "hashicluster-jobs": 'namespace "default" { policy = "write" }\nnode { policy = "read" }\n',
+    # `./run status` (cluster/status): read only. Jobs and their allocations in every
+    # namespace, nodes, members and versions, the Raft peers.
+    "hashicluster-status": ('namespace "*" { capabilities = ["list-jobs", "read-job"] }\n'
+                            'node { policy = "read" }\n'
+                            'agent { policy = "read" }\n'
+                            'operator { policy = "read" }\n'),
 }
-NOMAD_TOKENS = {"machine": "hashicluster-machine", "jobs": "hashicluster-jobs"}
+NOMAD_TOKENS = {"machine": "hashicluster-machine", "jobs": "hashicluster-jobs",
+                "status": "hashicluster-status"}
 UUID = re.compile(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 
 
@@ -76,12 +92,13 @@ def _policy_body(name: str, rules: str) -> str:
 
 def consul_script(spec: ClusterSpec, nodes: Sequence[Node]) -> str:
     """The consul-acl step (templates/steps/consul-acl.sh.j2): policies and tokens; stdin has
-    `NAME SECRET` lines (node tokens by short host name, `nomad`, `consul-template`)."""
+    `NAME SECRET` lines (node tokens by short host name, `nomad`, `consul-template`, `status`)."""
     policies = dict(CONSUL_POLICIES)
     tokens: list[tuple[str, str, dict[str, object]]] = [
         ("nomad", "hashicluster nomad agents", {"Policies": [{"Name": "hashicluster-nomad"}]}),
         ("consul-template", "hashicluster consul-template",
-         {"Policies": [{"Name": "hashicluster-consul-template"}]})]
+         {"Policies": [{"Name": "hashicluster-consul-template"}]}),
+        ("status", "hashicluster status", {"Policies": [{"Name": "hashicluster-status"}]})]
     for node in nodes:
         policy, rules = node_policy(node)
         policies[policy] = rules
@@ -100,11 +117,13 @@ def consul_script(spec: ClusterSpec, nodes: Sequence[Node]) -> str:
 
 def consul_stdin(nodes: Sequence[Node],
                  values: Mapping[str, Mapping[str, pulumi.Output[str]]]) -> pulumi.Output[str]:
-    """`NAME SECRET` lines: each machine's agent token, Nomad's and consul-template's."""
+    """`NAME SECRET` lines: each machine's agent token, Nomad's, consul-template's and the
+    read-only status token's."""
     any_node = values[nodes[0].name]
     pairs = {n.short_hostname: values[n.name]["consul_agent_token"] for n in nodes}
     pairs["nomad"] = any_node["nomad_consul_token"]
     pairs["consul-template"] = any_node["consul_template_token"]
+    pairs["status"] = any_node["consul_status_token"]
     return pulumi.Output.all(**pairs).apply(lambda p: "".join(f"{k} {v}\n" for k, v in p.items()))
 
 

@@ -219,6 +219,7 @@ class ServerTier:
     nomad_ready: list[pulumi.Resource]  # ... and its ACLs are made
     nomad_machine_token: pulumi.Output[str] | None = None  # with ACLs: the machines' Nomad token
     nomad_jobs_token: pulumi.Output[str] | None = None  # with ACLs: the job resources' token
+    nomad_status_token: pulumi.Output[str] | None = None  # with ACLs: `./run status`'s (read only)
 
 
 def server_tier(spec: ClusterSpec, servers: list[Machine], nodes: list[Node],
@@ -252,7 +253,8 @@ def server_tier(spec: ClusterSpec, servers: list[Machine], nodes: list[Node],
     # Secrets: the step's stdout is.
     return ServerTier(consul, nomad, steps, consul_ready, nomad_gate, [nomad_acl],
                       nomad_machine_token=tokens.apply(lambda t: t["machine"]),
-                      nomad_jobs_token=tokens.apply(lambda t: t["jobs"]))
+                      nomad_jobs_token=tokens.apply(lambda t: t["jobs"]),
+                      nomad_status_token=tokens.apply(lambda t: t["status"]))
 
 
 @dataclass(frozen=True)
@@ -307,10 +309,12 @@ def rolling_restarts(servers: list[Machine], tier: ServerTier, others: Sequence[
 
 @dataclass
 class Agents:
-    """The steps agents() made, and (with ACLs) the job resources' Nomad token."""
+    """The steps agents() made, and (with ACLs) the job resources' Nomad token and the
+    read-only status token."""
 
     steps: list[pulumi.CustomResource]
     nomad_jobs_token: pulumi.Output[str] | None = None
+    nomad_status_token: pulumi.Output[str] | None = None
 
 
 def _client_secrets(node: Node, secrets: Mapping[str, Secrets], tier: ServerTier) -> Secrets:
@@ -357,4 +361,4 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
                  for step in load_balancer(other_plans[m.node.name], [cluster_gate])]
     states = [p.state for p in [*server_plans.values(), *other_plans.values()]]
     steps = [*tier.steps, *server_rolls, *client_steps, *other_rolls, cluster_gate, *balancers]
-    return Agents([*states, *steps], tier.nomad_jobs_token)
+    return Agents([*states, *steps], tier.nomad_jobs_token, tier.nomad_status_token)

@@ -60,7 +60,10 @@ class LabMocks(pulumi.runtime.Mocks):
         if args.typ == "command:remote:Command" and args.name == "nomad-acl":
             # What the step prints: Nomad's tokens (made by Nomad) for the machines and the jobs.
             outputs["stdout"] = ("machine 11111111-2222-4333-8444-555555555555\n"
-                                 "jobs 66666666-7777-4888-8999-aaaaaaaaaaaa\n")
+                                 "jobs 66666666-7777-4888-8999-aaaaaaaaaaaa\n"
+                                 "status 77777777-8888-4999-8aaa-bbbbbbbbbbbb\n")
+        if args.typ == "pulumi-python:dynamic:Resource" and args.name == "consul-status-token":
+            outputs["secret"] = "MOCK-SECRET-consul_status_token"
         if args.typ == "pulumi-python:dynamic:Resource" and args.name.endswith("-credentials"):
             outputs.update({k: f"MOCK-SECRET-{k}-of-{args.name}" for k in NODE_OUTPUTS})
         self.inputs[args.name] = dict(args.inputs)

@@ -47,7 +47,7 @@ def test_lab_stack_graph(key_file: Path) -> None:
     agents |= {"frontend-lb-nginx", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}
     gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready", "consul-acl", "nomad-acl"}
     rolls = {f"{n}-roll" for n in NODES}  # one server: no leader pass
-    secrets = {"cluster-secrets"} | {f"{n}-credentials" for n in NODES}
+    secrets = {"cluster-secrets", "consul-status-token"} | {f"{n}-credentials" for n in NODES}
     drift = {f"{n}-power" for n in NODES} | {f"{n}-state" for n in NODES}
     assert graph.names() == expected | agents | gates | rolls | secrets | drift | {"job-fib"}
     # A machine's key and certificate belong to it (the review summary lists them there).
@@ -98,6 +98,8 @@ def test_outputs_list_every_machine(key_file: Path) -> None:
     assert outputs["consulUi"] == "https://10.210.1.10:8501/ui/"
     assert outputs["nomadUi"] == "https://10.210.1.10:4646/ui/"
     assert "caCertificate" in outputs
+    # The read-only tokens of `./run status`, beside the management tokens.
+    assert {"statusConsulToken", "statusNomadToken", "consulManagementToken"} <= set(outputs)
     assert outputs["hostsLines"][0] == "10.210.1.10 root.server.demo"
     assert len(outputs["hostsLines"]) == 5
 
@@ -278,6 +280,8 @@ def test_security_off_makes_no_secret_and_removes_the_old_files(key_file: Path) 
     assert "if [ -e /etc/consul.d/tls/agent-key.pem ]; then rm -f" in server["update"]
     outputs = graph.result.outputs()
     assert outputs["consulUi"] == "http://10.210.1.10:8500/ui/" and "caCertificate" not in outputs
+    assert "statusConsulToken" not in outputs and "statusNomadToken" not in outputs
+    assert "consul-status-token" not in graph.names()
 
 
 VAGRANT_STACK = {"machines": '{"provider": "vagrant", "driver": "qemu", "box": "hashicluster/bookworm"}',
@@ -321,7 +325,9 @@ def test_acl_steps_hand_each_user_its_own_token(key_file: Path) -> None:
     # Consul: the step gets every token's secret on stdin, never in its text.
     consul = graph.inputs("consul-acl")
     lines = dict(line.split(" ", 1) for line in consul["stdin"].splitlines())
-    assert set(lines) == {"root", "frontend", "client1", "client2", "client3", "nomad", "consul-template"}
+    assert set(lines) == {"root", "frontend", "client1", "client2", "client3", "nomad", "consul-template",
+                          "status"}
+    assert lines["status"] == "MOCK-SECRET-consul_status_token"
     assert lines["client1"] == "MOCK-SECRET-consul_agent_token-of-client1-credentials"
     assert "MOCK-SECRET" not in consul["create"]
     assert "policy hashicluster-node-client1 " in consul["create"]
@@ -337,6 +343,9 @@ def test_acl_steps_hand_each_user_its_own_token(key_file: Path) -> None:
     assert token == "MOCK-SECRET-nomad_management_token"
     # The job resources use their own token.
     assert graph.inputs("job-fib")["token"] == "66666666-7777-4888-8999-aaaaaaaaaaaa"
+    # `./run status` reads with read-only tokens of its own (secret outputs), never a management one.
+    assert "policy hashicluster-status " in consul["create"] and "token status " in consul["create"]
+    assert "token status hashicluster-status hashicluster-status" in nomad["create"]
     # Only the servers' Consul config holds the management token.
     def acl_hcl(node: str) -> str:
         bundle = dict(line.split(" ", 1) for line in graph.inputs(f"{node}-consul")["stdin"].splitlines())

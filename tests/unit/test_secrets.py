@@ -141,10 +141,19 @@ def test_the_providers_make_values_once() -> None:
 def test_nomad_tokens_are_read_from_the_acl_steps_output() -> None:
     from cluster.services import acl
     out = "Nomad's ACL system: ready\nmachine 11111111-2222-4333-8444-555555555555\njobs " \
-          "66666666-7777-4888-8999-aaaaaaaaaaaa\n"
+          "66666666-7777-4888-8999-aaaaaaaaaaaa\nstatus 77777777-8888-4999-8aaa-bbbbbbbbbbbb\n"
     assert acl.parse_nomad_tokens(out) == {"machine": "11111111-2222-4333-8444-555555555555",
-                                           "jobs": "66666666-7777-4888-8999-aaaaaaaaaaaa"}
+                                           "jobs": "66666666-7777-4888-8999-aaaaaaaaaaaa",
+                                           "status": "77777777-8888-4999-8aaa-bbbbbbbbbbbb"}
     # A broken answer (here: a usage text) is refused, and never repeated in the error.
-    with pytest.raises(ValueError, match="no valid Nomad token for machine, jobs") as err:
+    with pytest.raises(ValueError, match="no valid Nomad token for machine, jobs, status") as err:
         acl.parse_nomad_tokens("machine Usage: nomad acl token info\njobs \n")
     assert "Usage" not in str(err.value)
+
+
+def test_a_token_secret_is_made_once_and_kept() -> None:
+    provider = secrets.TokenSecretProvider()
+    made = provider.create({"secret": None}).outs
+    assert made is not None and uuid.UUID(made["secret"]).version == 4
+    # A later `pulumi up` keeps it: only `--replace` makes another.
+    assert not provider.diff("id", made, {"secret": None}).changes

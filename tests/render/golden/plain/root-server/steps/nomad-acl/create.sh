@@ -1,7 +1,7 @@
 # Nomad's ACLs (run on the root server, after the Nomad servers' gate): bootstraps them with
 # the management token the program made (/etc/nomad.d/api.token on the servers; Nomad accepts
 # it once, afterwards the token must simply work), writes the policies, and makes (or finds)
-# the tokens machine, jobs. Nomad makes their secrets itself: the step prints one
+# the tokens machine, jobs, status. Nomad makes their secrets itself: the step prints one
 # `KIND SECRET` line per token on stdout, a secret output that nothing logs.
 # Reads: /etc/nomad.d/api.token, the API settings of /etc/consul.d/api.env, the template values
 # (policies, tokens). Every answer is read as JSON with python3.
@@ -120,5 +120,7 @@ token() {  # KIND NAME POLICY: print `KIND SECRET` of the token NAME, made if mi
 }
 policy hashicluster-machine '{"Name":"hashicluster-machine","Description":"hashicluster","Rules":"node { policy = \"write\" }\nagent { policy = \"read\" }\noperator { policy = \"read\" }\n"}'
 policy hashicluster-jobs '{"Name":"hashicluster-jobs","Description":"hashicluster","Rules":"namespace \"default\" { policy = \"write\" }\nnode { policy = \"read\" }\n"}'
+policy hashicluster-status '{"Name":"hashicluster-status","Description":"hashicluster","Rules":"namespace \"*\" { capabilities = [\"list-jobs\", \"read-job\"] }\nnode { policy = \"read\" }\nagent { policy = \"read\" }\noperator { policy = \"read\" }\n"}'
 token machine hashicluster-machine hashicluster-machine
 token jobs hashicluster-jobs hashicluster-jobs
+token status hashicluster-status hashicluster-status

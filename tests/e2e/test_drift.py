@@ -1,0 +1,126 @@
+"""Drift on the shared lab cluster: changes made behind the program's back are shown by
+`pulumi refresh`, on the machines concerned and nowhere else, and repaired by the next
+`pulumi up` with fib answering through the load balancer all along; then the preview is
+empty again.
+
+Two rounds: first five drifts that leave the load balancer serving (so the repair can be
+watched under load), then the load balancer's own nginx stopped."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from review.summary import CREATED, DELETED, REPLACED, summarize
+
+from ..waiting import wait_until
+from .conftest import STACK, Project, on_machine
+from .load import load
+
+pytestmark = pytest.mark.e2e
+
+LB = "10.210.9.20"
+CLIENT3 = "10.210.9.33"
+EDITED = "/etc/nomad.d/client.hcl"
+
+
+def outputs_by_name(project: Project, suffix: str) -> dict[str, dict[str, Any]]:
+    """The outputs of the resources named MACHINE-SUFFIX in the state, by machine."""
+    state = json.loads(project.pulumi("stack", "export").stdout)
+    return {r["urn"].rsplit("::", 1)[-1].removesuffix(f"-{suffix}"): r.get("outputs", {})
+            for r in state["deployment"]["resources"] if r["urn"].endswith(f"-{suffix}")}
+
+
+def drift_found(project: Project) -> dict[str, dict[str, list[str]]]:
+    """Per machine, what its drift probe recorded (machines with nothing drifted left out)."""
+    return {machine: outs["drift"] for machine, outs in outputs_by_name(project, "state").items()
+            if outs.get("drift")}
+
+
+def preview_updates(project: Project) -> dict[str, list[str]]:
+    """Per machine, the steps the next `pulumi up` updates; it must create, replace or delete none."""
+    summary = summarize(project.pulumi("preview", "--json").stdout)
+    for categories in summary.machines.values():
+        assert not {CREATED, REPLACED, DELETED} & set(categories), summary.machines
+    return {machine: categories.get("updated", []) for machine, categories in summary.machines.items()}
+
+
+def active(project: Project, machine: str, unit: str) -> str:
+    return on_machine(project, machine, f"systemctl is-active {unit}", check=False).strip()
+
+
+def test_refresh_shows_each_drift_and_up_repairs_it_under_load(project: Project,
+                                                                  cluster: dict[str, Any]) -> None:
+    project.pulumi("preview", "--refresh", "--expect-no-changes")  # a clean cluster shows nothing
+    on_machine(project, "client1", "systemctl stop consul")
+    on_machine(project, "client2", f"systemctl disable --quiet cadvisor; echo '# edited by hand' >> {EDITED}")
+    on_machine(project, "frontend-lb", "rm /usr/local/bin/consul-template")
+    project.lab("stop", f"{STACK}-client3", "--timeout", "0")  # a power cut: SIGKILL, no shutdown
+
+    project.pulumi("refresh", "--yes")
+    found = drift_found(project)
+    assert set(found) == {"client1", "client2", "client3", "frontend-lb"}, found
+    assert found["client1"] == {"consul": ["consul stopped (inactive)"]}
+    assert found["client2"] == {"cadvisor": ["cadvisor not enabled (disabled)"],
+                                "nomad": [f"{EDITED} changed"]}
+    assert found["frontend-lb"] == {"consul-template": ["/usr/local/bin/consul-template missing"]}
+    assert list(found["client3"]) == ["machine"] and "unreachable" in found["client3"]["machine"][0]
+    power = {m: outs["state"] for m, outs in outputs_by_name(project, "power").items()}
+    assert power == {"root-server": "running", "frontend-lb": "running", "client1": "running",
+                     "client2": "running", "client3": "stopped"}
+
+    # The review: the drifted products' steps, on the drifted machines only.
+    updates = preview_updates(project)
+    assert set(updates) == {"client1", "client2", "client3", "frontend-lb"}, updates
+    assert {"client1-state", "client1-consul", "client1-roll"} <= set(updates["client1"])
+    assert "client1-nomad" not in updates["client1"]
+    assert {"client2-cadvisor", "client2-nomad", "client2-roll"} <= set(updates["client2"])
+    assert "client2-consul" not in updates["client2"]
+    assert {"frontend-lb-consul-template"} <= set(updates["frontend-lb"])
+    assert "frontend-lb-nginx" not in updates["frontend-lb"]
+    assert {"client3-power", "client3-lab"} <= set(updates["client3"])
+
+    with load(project, LB) as result:
+        project.pulumi("up", "--yes", "--skip-preview")
+    print(f"drift repaired under load: {result}")
+    assert result.failed == 0, result
+    assert result.during > 0, result
+
+    assert active(project, "client1", "consul") == "active"
+    assert on_machine(project, "client2", "systemctl is-enabled cadvisor").strip() == "enabled"
+    assert "edited by hand" not in on_machine(project, "client2", f"cat {EDITED}")
+    assert on_machine(project, "frontend-lb", "consul-template -version 2>&1").startswith("consul-template v")
+    assert active(project, "client3", "nomad") == "active"
+    project.pulumi("preview", "--refresh", "--expect-no-changes")
+    assert not drift_found(project)
+
+
+def test_a_stopped_load_balancer_is_started_again(project: Project, cluster: dict[str, Any]) -> None:
+    on_machine(project, "frontend-lb", "systemctl stop nginx")
+    project.pulumi("refresh", "--yes")
+    assert drift_found(project) == {"frontend-lb": {"nginx": ["nginx stopped (inactive)"]}}
+    assert set(preview_updates(project)) == {"frontend-lb"}
+    project.pulumi("up", "--yes", "--skip-preview")
+    answer = json.loads(project.exec("curl", "-sf", "-m", "5", f"http://{LB}/fib/10").stdout)
+    assert answer["fib"] == 55, answer
+    project.pulumi("preview", "--refresh", "--expect-no-changes")
+
+
+def test_a_machine_gone_is_made_anew(project: Project, cluster: dict[str, Any]) -> None:
+    """client3 destroyed (disk and all) behind the program's back: the next up makes it again
+    and installs everything on it; fib gets its third instance back."""
+    project.lab("down", f"{STACK}-client3")
+    project.pulumi("refresh", "--yes")
+    assert outputs_by_name(project, "power")["client3"]["state"] == "gone"
+    project.pulumi("up", "--yes", "--skip-preview")
+    assert active(project, "client3", "nomad") == "active"
+
+    def ready_nodes() -> int:
+        nodes = json.loads(on_machine(project, "root-server", "api $NOMAD_SCHEME://10.210.9.10:4646/v1/nodes"))
+        return sum(1 for n in nodes if n["Status"] == "ready")
+
+    wait_until("4 ready Nomad nodes (the server and 3 clients)", lambda: ready_nodes() == 4,
+               state=ready_nodes)
+    project.pulumi("preview", "--refresh", "--expect-no-changes")
