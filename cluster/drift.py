@@ -1,12 +1,12 @@
-"""Pure: what a machine should have of what the program installs, and how what a probe found
-there differs from it.
+"""Pure: how what a probe found on a machine differs from what the program put there.
 
-The expected state of a machine, per product (consul, nomad, cadvisor, nginx,
-consul-template): its systemd unit running and enabled, and the sha256 of each file and
-binary its install step puts in place. The probe (templates/probe/observe.py) reports the
-units' states and the files' digests; `drift` compares them and says, per product, what is
-wrong in words a person reads in `pulumi refresh` ("stopped", "/etc/nomad.d/client.hcl
-changed").
+Each install step leaves a manifest on its machine (install.manifest_path): the sha256 of
+every file and binary it put in place. The probe (templates/probe/observe.py) reports, per
+product the machine should run (consul, nomad, cadvisor, nginx, consul-template), its systemd
+unit's state and each manifest entry as ok, changed or missing; `drift` turns that into what
+a person reads in `pulumi refresh` ("consul stopped (inactive)", "/etc/nomad.d/client.hcl
+changed"). The manifest is the expectation, so a change of the stack's config (which the
+install steps carry out and record) is never drift.
 
 Each product also has a repair generation: a number that is stable while nothing drifts and
 goes up by one when a drift of that product is to be repaired. It joins the triggers of the
@@ -16,73 +16,36 @@ steps of what drifted (and, through them, the machine's roll step).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-
-from cluster.render import File
 
 PRODUCTS = ("consul", "nomad", "cadvisor", "nginx", "consul-template")
 MACHINE = "machine"  # the drift key for a machine that did not answer the probe
 
-Expected = dict[str, dict[str, Any]]  # product -> {"unit": str, "files": {path: sha256}}
-Observed = dict[str, Any]  # what observe.py prints
+Observed = Mapping[str, Mapping[str, Any]]  # what observe.py prints: product -> its state
 Drift = dict[str, list[str]]  # product (or MACHINE) -> what is wrong
 
 
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def probe_request(products: Sequence[str], manifests: str) -> dict[str, Any]:
+    """The argument of observe.py."""
+    return {"products": list(products), "manifests": manifests}
 
 
-def expected_product(product: str, files: Sequence[File], binary: Mapping[str, str] | None = None
-                     ) -> dict[str, Any]:
-    """What PRODUCT should look like on a machine: its unit; the digest of each of its FILES
-    (plain and secret alike); its BINARY, {"path", "sha256"} when its digest is known here (the
-    uploaded binary) or {"path", "sha256_in"}: the file where the install step recorded it
-    (a binary unpacked from the vendor's zip on the machine)."""
-    expected: dict[str, Any] = {"unit": product,
-                                "files": dict(sorted((f.path, sha256(f.content)) for f in files))}
-    if binary:
-        expected["binary"] = dict(binary)
-    return expected
-
-
-def probe_request(expected: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
-    """The argument of observe.py: every unit, file and binary of EXPECTED, and the records of
-    installed binaries to read."""
-    binaries = [e["binary"] for e in expected.values() if "binary" in e]
-    return {"units": [e["unit"] for e in expected.values()],
-            "files": sorted({*(path for e in expected.values() for path in e["files"]),
-                             *(b["path"] for b in binaries)}),
-            "read": sorted(b["sha256_in"] for b in binaries if "sha256_in" in b)}
-
-
-def _file_reason(path: str, got: str | None, want: str | None) -> str | None:
-    if got is None:
-        return f"{path} missing"
-    if want is None:
-        return f"{path}: no record of the binary installed"
-    return f"{path} changed" if got != want else None
-
-
-def drift(expected: Mapping[str, Mapping[str, Any]], observed: Observed) -> Drift:
-    """Per product of EXPECTED, what OBSERVED shows wrong (products with nothing wrong are left
-    out): a unit not active or not enabled, a file or binary missing or changed."""
+def drift(products: Sequence[str], observed: Observed) -> Drift:
+    """Per product of PRODUCTS, what OBSERVED shows wrong (products with nothing wrong are left
+    out): a unit not active or not enabled, no manifest, a file or binary missing or changed."""
     found: Drift = {}
-    files, records = observed.get("files", {}), observed.get("read", {})
-    for product, want in expected.items():
+    for product in products:
+        seen = observed.get(product, {})
         reasons = []
-        unit = observed.get("units", {}).get(want["unit"], {})
-        active, enabled = unit.get("active", "unknown"), unit.get("enabled", "not-found")
+        active, enabled = seen.get("active", "unknown"), seen.get("enabled", "not-found")
         if active != "active":
-            reasons.append(f"{want['unit']} {'failed' if active == 'failed' else 'stopped'} ({active})")
+            reasons.append(f"{product} {'failed' if active == 'failed' else 'stopped'} ({active})")
         if enabled != "enabled":
-            reasons.append(f"{want['unit']} not enabled ({enabled})")
-        checks = [(path, digest) for path, digest in want["files"].items()]
-        if "binary" in want:
-            b = want["binary"]
-            checks.append((b["path"], b.get("sha256") or records.get(b.get("sha256_in", ""))))
-        reasons += [r for path, digest in checks if (r := _file_reason(path, files.get(path), digest))]
+            reasons.append(f"{product} not enabled ({enabled})")
+        if not seen.get("manifest"):
+            reasons.append(f"{product}: no record of its install")
+        reasons += [f"{path} {status}" for path, status in seen.get("files", {}).items() if status != "ok"]
         if reasons:
             found[product] = reasons
     return found

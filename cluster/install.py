@@ -22,6 +22,7 @@ from cluster.render import File, render_script
 from cluster.topology import Node, Role
 
 STAGING = "/var/lib/hashicluster/staging"
+MANIFESTS = "/var/lib/hashicluster/manifest"  # per product: what its install step put in place
 PENDING = "/var/lib/hashicluster/restart"  # one file per agent awaiting its roll
 HEREDOC = "HASHICLUSTER_EOF"  # ends each file's text in an install script
 DRAIN_DEADLINE = "2m"  # then Nomad stops what is still running on a node being removed
@@ -32,6 +33,11 @@ GATE_TIMEOUT = 180  # seconds a tier has to work
 def staged_path(pin: BinaryPin) -> str:
     """Where an uploaded binary waits on the machine until it is verified and installed."""
     return f"{STAGING}/{pin.product}-{pin.version}"
+
+
+def manifest_path(product: str) -> str:
+    """The sha256sum lines of what PRODUCT's install step put in place (read by the drift probe)."""
+    return f"{MANIFESTS}/{product}.sha256"
 
 
 def binary_record(pin: BinaryPin) -> str:
@@ -97,6 +103,9 @@ def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> 
         url=release_url(install, pin) if pin else "",
         zip_marker=f"{STAGING}/{pin.product}.installed-zip-sha256" if pin else "",
         binary_record=binary_record(pin) if pin else "",
+        manifests=MANIFESTS, manifest=manifest_path(agent.product),
+        manifest_paths=[*([f"/usr/local/bin/{agent.product}"] if pin else []),
+                        *(f.path for f in agent.files), *agent.secrets],
         staging=STAGING, pending=PENDING, heredoc=HEREDOC,
         user=agent.user, data_dir=agent.data_dir, packages=agent.packages, files=agent.files,
         secrets=agent.secrets, retired=agent.retired, timeout=agent.timeout,
@@ -114,6 +123,7 @@ def uninstall_script(agent: Agent, servers: Sequence[Node] = ()) -> str:
     node list of SERVERS."""
     template = f"uninstall-{agent.product}.sh.j2" if agent.product in _LEAVES else "uninstall.sh.j2"
     return render_script(template, product=agent.product, server=agent.server, staging=STAGING,
+                         manifest=manifest_path(agent.product),
                          pending=PENDING, nomad_url=nomad_url(agent.address),
                          server_urls=[nomad_url(s.address) for s in servers],
                          drain_deadline=DRAIN_DEADLINE)

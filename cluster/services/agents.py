@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import remote
 
-from cluster import drift, install, render
+from cluster import install, render
 from cluster.config import BACKEND_PORT, BinaryPin, ClusterSpec
 from cluster.machines import Machine
 from cluster.services import acl
@@ -156,33 +156,13 @@ def machine_agents(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[i
     return agents
 
 
-def _expected_binary(spec: ClusterSpec, pin: BinaryPin | None) -> dict[str, str] | None:
-    """How the probe checks an agent's binary: against the pin (an uploaded binary), or against
-    the record its install step kept (a binary unpacked from the vendor's zip on the machine)."""
-    if pin is None:
-        return None
-    path = f"/usr/local/bin/{pin.product}"
-    if spec.install.source == "upload":
-        return {"path": path, "sha256": pin.sha256} if pin.sha256 else None
-    return {"path": path, "sha256_in": install.binary_record(pin)}
-
-
-def agent_state(spec: ClusterSpec, machine: Machine, servers: list[Node], secrets: Secrets) -> AgentState:
-    """The machine's drift state: what its agents should look like, for the probe."""
-    node = machine.node
-    agents = machine_agents(spec, node, servers)
-
-    def expected(values: Mapping[str, str]) -> drift.Expected:
-        return {a.product: drift.expected_product(
-                    a.product, [*a.files, *render.secret_files(spec, a.product, node, values)],
-                    _expected_binary(spec, a.pin))
-                for a in agents}
-
+def agent_state(spec: ClusterSpec, machine: Machine, servers: list[Node]) -> AgentState:
+    """The machine's drift state: the probe of the agents it runs, over its connection."""
     connection = machine.connection.apply(lambda c: {
         "host": c.host, "port": c.port or 22, "user": c.user, "private_key": c.private_key,
         "host_key": c.host_key})
-    return AgentState(f"{node.name}-state", pulumi.Output.secret(connection),
-                      pulumi.Output.all(**secrets).apply(expected),
+    return AgentState(f"{machine.node.name}-state", pulumi.Output.secret(connection),
+                      [a.product for a in machine_agents(spec, machine.node, servers)],
                       opts=pulumi.ResourceOptions(parent=machine.resource))
 
 
@@ -338,7 +318,7 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
 
     def plan(machine: Machine, values: Secrets) -> MachinePlan:
         return MachinePlan(machine, spec, server_nodes, uploads, values,
-                           agent_state(spec, machine, server_nodes, values))
+                           agent_state(spec, machine, server_nodes))
 
     server_plans = {m.node.name: plan(m, secrets.get(m.node.name, {})) for m in servers}
     tier = server_tier(spec, servers, [m.node for m in machines], identity, server_plans, secrets)

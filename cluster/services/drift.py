@@ -8,8 +8,10 @@ machine, so that `pulumi refresh` shows what changed behind the program's back a
   the machine resource's triggers, so the machine's update (`lab up`, `vagrant reload`)
   boots it again, or makes it anew.
 - `AgentState` (`<machine>-state`, after the machine, before its install steps): read runs
-  templates/probe/observe.py over SSH and compares the units, files and binaries with what
-  the install steps put there (cluster/drift.py). Drift found makes a change; its update
+  templates/probe/observe.py over SSH: the agents' units, and their files and binaries against
+  the manifests the install steps left (cluster/drift.py). Its inputs are only the connection
+  and the products the machine runs, so a config change never updates it (which would make
+  the preview show every step of the machine). Drift found makes a change; its update
   looks again (the machine may just have been booted) and counts one more generation for
   each product still drifted. Each install step has its product's generation in its
   triggers: the step runs again, and with it the machine's roll step, so a repair follows
@@ -28,7 +30,7 @@ import json
 import shlex
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ import pulumi
 from pulumi import dynamic
 
 from cluster import drift as machine_drift
+from cluster.install import MANIFESTS
 
 OBSERVE = Path(__file__).resolve().parents[2] / "templates" / "probe" / "observe.py"
 SSH_TIMEOUT = 5  # seconds to connect
@@ -114,7 +117,7 @@ class MachinePower(dynamic.Resource, module="drift", name="MachinePower"):
 # The agents: units, files and binaries
 
 
-def ssh_probe(connection: Mapping[str, Any], expected: machine_drift.Expected) -> machine_drift.Drift:
+def ssh_probe(connection: Mapping[str, Any], products: Sequence[str]) -> machine_drift.Drift:
     """Run observe.py on the machine and compare; a machine that does not answer is drift too."""
     host, port = str(connection["host"]), int(connection.get("port") or 22)
     with tempfile.TemporaryDirectory(prefix="hashicluster-probe-") as tmp:
@@ -129,7 +132,7 @@ def ssh_probe(connection: Mapping[str, Any], expected: machine_drift.Expected) -
                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                "-o", f"StrictHostKeyChecking={'yes' if host_key else 'accept-new'}",
                f"{connection['user']}@{host}",
-               "python3 - " + shlex.quote(json.dumps(machine_drift.probe_request(expected)))]
+               "python3 - " + shlex.quote(json.dumps(machine_drift.probe_request(products, MANIFESTS)))]
         try:
             proc = subprocess.run(cmd, input=OBSERVE.read_text(), capture_output=True, text=True,
                                   check=False, timeout=PROBE_TIMEOUT)
@@ -141,10 +144,10 @@ def ssh_probe(connection: Mapping[str, Any], expected: machine_drift.Expected) -
     if proc.returncode != 0:
         raise RuntimeError(f"the drift probe failed on {host} (exit {proc.returncode}): "
                            f"{proc.stderr.strip()}")
-    return machine_drift.drift(expected, json.loads(proc.stdout))
+    return machine_drift.drift(products, json.loads(proc.stdout))
 
 
-STATE_INPUTS = ("connection", "expected")
+STATE_INPUTS = ("connection", "products")
 
 
 class AgentStateProvider(dynamic.ResourceProvider):
@@ -155,7 +158,7 @@ class AgentStateProvider(dynamic.ResourceProvider):
         return dynamic.CreateResult(str(props["name"]), {**props, "drift": {}, **gens})
 
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
-        return dynamic.ReadResult(id_, {**props, "drift": ssh_probe(props["connection"], props["expected"])})
+        return dynamic.ReadResult(id_, {**props, "drift": ssh_probe(props["connection"], props["products"])})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         found: machine_drift.Drift = olds.get("drift") or {}
@@ -169,7 +172,7 @@ class AgentStateProvider(dynamic.ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
         found: machine_drift.Drift = olds.get("drift") or {}
         if found:  # look again: a machine found down has just been booted by its own update
-            found = ssh_probe(news["connection"], news["expected"])
+            found = ssh_probe(news["connection"], news["products"])
             if machine_drift.MACHINE in found:
                 raise RuntimeError(f"{news['name']}: {machine_drift.summary(found)}. Fix: check the machine "
                                    "(`./run status`), then `pulumi up --refresh` again")
@@ -183,13 +186,12 @@ class AgentState(dynamic.Resource, module="drift", name="AgentState"):
 
     drift: pulumi.Output[dict[str, list[str]]]
 
-    def __init__(self, name: str, connection: pulumi.Input[Mapping[str, Any]],
-                 expected: pulumi.Input[machine_drift.Expected],
+    def __init__(self, name: str, connection: pulumi.Input[Mapping[str, Any]], products: Sequence[str],
                  opts: pulumi.ResourceOptions | None = None) -> None:
         gens = {machine_drift.generation_key(p): None for p in machine_drift.PRODUCTS}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
             additional_secret_outputs=["connection"]))
-        props = {"name": name, "connection": connection, "expected": expected, "drift": None, **gens}
+        props = {"name": name, "connection": connection, "products": list(products), "drift": None, **gens}
         super().__init__(AgentStateProvider(), name, props, opts)
 
     def generation(self, product: str) -> pulumi.Output[int]:

@@ -1,15 +1,19 @@
 """What a machine has of what the program put there: run on the machine by the drift probe
 (cluster/services/drift.py) as `python3 - WANT < observe.py`.
 
-Reads: WANT, a JSON object {"units": [UNIT, ...], "files": [PATH, ...], "read": [PATH, ...]}.
-Prints: one JSON object {"units": {UNIT: {"active": ActiveState, "enabled": UnitFileState}},
-"files": {PATH: sha256 hex, or null when there is no such file}, "read": {PATH: its text
-without surrounding blanks, or null}} (`read`: the small records the install steps keep).
+Each install step leaves a manifest, MANIFESTS/PRODUCT.sha256: the sha256 of every file and
+binary it put in place, as `sha256sum` prints them (`HASH  PATH` per line).
+
+Reads: WANT, a JSON object {"products": [PRODUCT, ...], "manifests": MANIFESTS}.
+Prints: one JSON object {PRODUCT: {"active": its unit's ActiveState, "enabled": its
+UnitFileState, "manifest": false when there is none, "files": {PATH: "ok", "changed" or
+"missing"}}}.
 Changes nothing on the machine: it only reads, so running it again gives the same answer.
 """
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -25,27 +29,31 @@ def unit_state(unit: str) -> dict[str, str]:
             "enabled": shown.get("UnitFileState") or "not-found"}
 
 
-def file_digest(path: str) -> str | None:
+def file_state(path: str, digest: str) -> str:
     try:
         with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
+            return "ok" if hashlib.sha256(f.read()).hexdigest() == digest else "changed"
     except FileNotFoundError:
-        return None
+        return "missing"
 
 
-def file_text(path: str) -> str | None:
+def product_state(product: str, manifests: str) -> dict[str, object]:
+    state: dict[str, object] = {**unit_state(product), "manifest": False, "files": {}}
+    path = os.path.join(manifests, f"{product}.sha256")
     try:
         with open(path) as f:
-            return f.read().strip()
+            lines = f.read().splitlines()
     except FileNotFoundError:
-        return None
+        return state
+    entries = [line.split(None, 1) for line in lines if line.strip()]
+    state["manifest"] = True
+    state["files"] = {name: file_state(name, digest) for digest, name in entries}
+    return state
 
 
 def main() -> None:
     want = json.loads(sys.argv[1])
-    print(json.dumps({"units": {unit: unit_state(unit) for unit in want["units"]},
-                      "files": {path: file_digest(path) for path in want["files"]},
-                      "read": {path: file_text(path) for path in want.get("read", [])}}))
+    print(json.dumps({p: product_state(p, want["manifests"]) for p in want["products"]}))
 
 
 main()

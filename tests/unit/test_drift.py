@@ -13,58 +13,40 @@ from typing import Any
 import pytest
 
 from cluster import drift
-from cluster.render import File
 from cluster.services import drift as providers
 
-NOMAD = drift.expected_product(
-    "nomad", [File("/etc/nomad.d/nomad.hcl", "data_dir = \"/opt/nomad\"\n")],
-    {"path": "/usr/local/bin/nomad", "sha256": "b" * 64})
-RECORD = "/var/lib/hashicluster/staging/consul.installed-binary-sha256"
-CONSUL = drift.expected_product("consul", [File("/etc/consul.d/consul.hcl", "server = false\n")],
-                                {"path": "/usr/local/bin/consul", "sha256_in": RECORD})
-EXPECTED = {"nomad": NOMAD, "consul": CONSUL}
+PRODUCTS = ["consul", "nomad"]
+CONFIG = "/etc/nomad.d/nomad.hcl"
 
 
 def healthy() -> dict[str, Any]:
     """What observe.py prints on a machine where nothing drifted."""
-    return {"units": {"nomad": {"active": "active", "enabled": "enabled"},
-                      "consul": {"active": "active", "enabled": "enabled"}},
-            "files": {**NOMAD["files"], "/usr/local/bin/nomad": "b" * 64, **CONSUL["files"],
-                      "/usr/local/bin/consul": "c" * 64},
-            "read": {RECORD: "c" * 64}}
+    unit = {"active": "active", "enabled": "enabled", "manifest": True}
+    return {"consul": {**unit, "files": {"/usr/local/bin/consul": "ok", "/etc/consul.d/consul.hcl": "ok"}},
+            "nomad": {**unit, "files": {"/usr/local/bin/nomad": "ok", CONFIG: "ok"}}}
 
 
 def test_nothing_drifted_on_a_healthy_machine() -> None:
-    assert drift.drift(EXPECTED, healthy()) == {}
+    assert drift.drift(PRODUCTS, healthy()) == {}
 
 
 def test_each_kind_of_drift_is_named_on_its_product() -> None:
     seen = healthy()
-    seen["units"]["consul"] = {"active": "inactive", "enabled": "enabled"}
-    seen["units"]["nomad"] = {"active": "failed", "enabled": "disabled"}
-    seen["files"]["/etc/nomad.d/nomad.hcl"] = "0" * 64
-    seen["files"]["/usr/local/bin/consul"] = None
-    assert drift.drift(EXPECTED, seen) == {
+    seen["consul"].update(active="inactive")
+    seen["consul"]["files"]["/usr/local/bin/consul"] = "missing"
+    seen["nomad"].update(active="failed", enabled="disabled")
+    seen["nomad"]["files"][CONFIG] = "changed"
+    assert drift.drift(PRODUCTS, seen) == {
         "consul": ["consul stopped (inactive)", "/usr/local/bin/consul missing"],
-        "nomad": ["nomad failed (failed)", "nomad not enabled (disabled)", "/etc/nomad.d/nomad.hcl changed"],
+        "nomad": ["nomad failed (failed)", "nomad not enabled (disabled)", f"{CONFIG} changed"],
     }
 
 
-def test_a_binary_unpacked_on_the_machine_is_checked_against_its_record() -> None:
+def test_a_product_without_its_install_record_has_drifted() -> None:
     seen = healthy()
-    seen["files"]["/usr/local/bin/consul"] = "d" * 64
-    assert drift.drift(EXPECTED, seen) == {"consul": ["/usr/local/bin/consul changed"]}
-    seen["read"][RECORD] = None
-    assert drift.drift(EXPECTED, seen) == {
-        "consul": ["/usr/local/bin/consul: no record of the binary installed"]}
-
-
-def test_the_probe_request_names_every_unit_file_binary_and_record() -> None:
-    request = drift.probe_request(EXPECTED)
-    assert request == {"units": ["nomad", "consul"],
-                       "files": sorted(["/etc/nomad.d/nomad.hcl", "/usr/local/bin/nomad",
-                                        "/etc/consul.d/consul.hcl", "/usr/local/bin/consul"]),
-                       "read": [RECORD]}
+    del seen["nomad"]
+    assert drift.drift(PRODUCTS, seen) == {"nomad": [
+        "nomad stopped (unknown)", "nomad not enabled (not-found)", "nomad: no record of its install"]}
 
 
 def test_a_repair_moves_the_generation_of_what_drifted_only() -> None:
@@ -75,19 +57,27 @@ def test_a_repair_moves_the_generation_of_what_drifted_only() -> None:
     assert drift.repaired(after, []) == after
 
 
-def test_observe_reports_units_digests_and_records(tmp_path: Path) -> None:
-    """The probe script itself, run by this host's python3 (no systemd here: units not found)."""
-    present, record = tmp_path / "present", tmp_path / "record"
-    present.write_text("hello\n")
-    record.write_text("  abc \n")
-    want = {"units": ["hashicluster-no-such-unit"], "files": [str(present), str(tmp_path / "absent")],
-            "read": [str(record), str(tmp_path / "no-record")]}
+def test_observe_checks_each_manifest_entry(tmp_path: Path) -> None:
+    """The probe script itself, run by this host's python3 against a manifest written by
+    sha256sum, as the install steps write it (no systemd here: the units are not found)."""
+    manifests = tmp_path / "manifest"
+    manifests.mkdir()
+    same, edited, gone = tmp_path / "same", tmp_path / "edited", tmp_path / "gone"
+    for path in (same, edited, gone):
+        path.write_text(f"{path.name}\n")
+    lines = subprocess.run(["sha256sum", str(same), str(edited), str(gone)], capture_output=True,
+                           text=True, check=True).stdout
+    (manifests / "nomad.sha256").write_text(lines)
+    edited.write_text("edited by hand\n")
+    gone.unlink()
+    want = drift.probe_request(["nomad", "consul"], str(manifests))
     proc = subprocess.run([sys.executable, "-", json.dumps(want)], input=providers.OBSERVE.read_text(),
                           capture_output=True, text=True, check=True)
     seen = json.loads(proc.stdout)
-    assert seen["files"] == {str(present): drift.sha256("hello\n"), str(tmp_path / "absent"): None}
-    assert seen["read"] == {str(record): "abc", str(tmp_path / "no-record"): None}
-    assert seen["units"]["hashicluster-no-such-unit"]["active"] != "active"
+    assert seen["nomad"]["manifest"] is True
+    assert seen["nomad"]["files"] == {str(same): "ok", str(edited): "changed", str(gone): "missing"}
+    assert seen["consul"]["manifest"] is False and seen["consul"]["files"] == {}
+    assert seen["nomad"]["active"] != "active"
 
 
 # --- the providers, with the machine's answers faked
@@ -97,13 +87,13 @@ def test_observe_reports_units_digests_and_records(tmp_path: Path) -> None:
 def fake_probe(monkeypatch: pytest.MonkeyPatch) -> list[drift.Drift]:
     """Stands in for ssh_probe: returns the drifts queued in the list, in order."""
     answers: list[drift.Drift] = []
-    monkeypatch.setattr(providers, "ssh_probe", lambda connection, expected: answers.pop(0))
+    monkeypatch.setattr(providers, "ssh_probe", lambda connection, products: answers.pop(0))
     return answers
 
 
 def state_props() -> dict[str, Any]:
     created = providers.AgentStateProvider().create(
-        {"name": "client1-state", "connection": {"host": "10.0.0.1"}, "expected": EXPECTED})
+        {"name": "client1-state", "connection": {"host": "10.0.0.1"}, "products": PRODUCTS})
     assert created.outs is not None
     return created.outs
 

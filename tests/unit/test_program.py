@@ -69,12 +69,12 @@ def test_drift_is_wired_from_power_to_machine_and_from_state_to_the_steps(key_fi
         assert graph.depends_on(f"{node}-consul", f"{node}-state")
     assert graph.depends_on("client2-cadvisor-upload", "client2-state")
     assert not graph.depends_on("client1-consul", "client2-state")
-    expected = graph.inputs("client1-state")["expected"]
-    assert set(expected) == {"consul", "nomad", "cadvisor"}
-    assert expected["nomad"]["unit"] == "nomad"
-    assert "/etc/nomad.d/client.hcl" in expected["nomad"]["files"]
-    assert expected["nomad"]["binary"]["path"] == "/usr/local/bin/nomad"
-    assert set(graph.inputs("frontend-lb-state")["expected"]) == {"consul", "nginx", "consul-template"}
+    assert graph.inputs("client1-state")["products"] == ["consul", "nomad", "cadvisor"]
+    assert graph.inputs("frontend-lb-state")["products"] == ["consul", "nginx", "consul-template"]
+    # The install step leaves the manifest the probe checks: its binary and files by sha256.
+    script = graph.inputs("client1-nomad")["create"]
+    assert "/var/lib/hashicluster/manifest/nomad.sha256" in script
+    assert "  /usr/local/bin/nomad \\\n" in script and "  /etc/nomad.d/client.hcl \\\n" in script
 
 
 def test_lab_commands_name_stack_machine_and_address(key_file: Path) -> None:
@@ -175,8 +175,7 @@ def test_one_client_setting_changes_only_that_clients_steps(key_file: Path) -> N
     before = lab(key_file)
     changed = dict(LAB_STACK, clientSettings='{"client2": {"meta": {"rack": "r2"}}}')
     after = lab(key_file, changed)
-    # ... and the drift probe's expectation of client2's files.
-    assert before.changed(after) == {"client2-nomad", "client2-roll", "client2-state"}
+    assert before.changed(after) == {"client2-nomad", "client2-roll"}
     assert 'rack = "r2"' in after.inputs("client2-nomad")["create"]
     assert before.inputs("client2-nomad")["triggers"] != after.inputs("client2-nomad")["triggers"]
 
@@ -187,8 +186,7 @@ def test_a_new_version_changes_every_step_of_that_product_only(key_file: Path) -
     differ = before.changed(after)
     nomad_nodes = ["root-server", "client1", "client2", "client3"]
     assert differ == ({f"{n}-nomad" for n in nomad_nodes} | {f"{n}-nomad-upload" for n in nomad_nodes}
-                      | {f"{n}-roll" for n in nomad_nodes} | {"nomad-servers-ready"}
-                      | {f"{n}-state" for n in nomad_nodes})  # the binary the probe expects
+                      | {f"{n}-roll" for n in nomad_nodes} | {"nomad-servers-ready"})
 
 
 def test_consul_and_nomad_changes_are_staged_for_the_roll(key_file: Path) -> None:

@@ -90,5 +90,5 @@ print(json.dumps(value))' "$@"
 # --- end of the library
 systemctl disable --now --quiet cadvisor 2>/dev/null || true
 awk '$2 ~ "^/opt/cadvisor/" {print $2}' /proc/mounts | sort -r | xargs -r umount -l
-rm -rf /etc/cadvisor.d /opt/cadvisor /usr/local/bin/cadvisor /etc/systemd/system/cadvisor.service /var/lib/hashicluster/staging/cadvisor-[0-9]* /var/lib/hashicluster/staging/cadvisor.installed-zip-sha256 /var/lib/hashicluster/restart/cadvisor
+rm -rf /etc/cadvisor.d /opt/cadvisor /usr/local/bin/cadvisor /etc/systemd/system/cadvisor.service /var/lib/hashicluster/staging/cadvisor-[0-9]* /var/lib/hashicluster/staging/cadvisor.installed-zip-sha256 /var/lib/hashicluster/staging/cadvisor.installed-binary-sha256 /var/lib/hashicluster/restart/cadvisor /var/lib/hashicluster/manifest/cadvisor.sha256
 systemctl daemon-reload

@@ -208,6 +208,23 @@ done
 [ -s /etc/nomad.d/api.token ] || fail "nomad: the secret file /etc/nomad.d/api.token did not arrive on stdin"
 [ -s /etc/nomad.d/api.header ] || fail "nomad: the secret file /etc/nomad.d/api.header did not arrive on stdin"
 if [ -e /etc/nomad.d/gossip.hcl ]; then rm -f /etc/nomad.d/gossip.hcl; changed=1; fi
+# What this step put in place, for the drift probe (templates/probe/observe.py): the sha256 of
+# each file and of the binary, as sha256sum prints them.
+mkdir -p /var/lib/hashicluster/manifest
+sha256sum \
+  /usr/local/bin/nomad \
+  /etc/nomad.d/nomad.hcl \
+  /etc/nomad.d/tls.hcl \
+  /etc/nomad.d/acl.hcl \
+  /etc/nomad.d/client.hcl \
+  /etc/systemd/system/nomad.service \
+  /etc/nomad.d/tls/ca.pem \
+  /etc/nomad.d/tls/agent.pem \
+  /etc/nomad.d/tls/agent-key.pem \
+  /etc/nomad.d/consul-token.hcl \
+  /etc/nomad.d/api.token \
+  /etc/nomad.d/api.header \
+  > /var/lib/hashicluster/manifest/nomad.sha256.new && mv /var/lib/hashicluster/manifest/nomad.sha256.new /var/lib/hashicluster/manifest/nomad.sha256
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
 systemctl enable --quiet nomad
 if [ "$changed" = 1 ] && systemctl is-active --quiet nomad; then

@@ -197,6 +197,24 @@ done
 [ -s /etc/nomad.d/consul-token.hcl ] || fail "nomad: the secret file /etc/nomad.d/consul-token.hcl did not arrive on stdin"
 [ -s /etc/nomad.d/api.token ] || fail "nomad: the secret file /etc/nomad.d/api.token did not arrive on stdin"
 [ -s /etc/nomad.d/api.header ] || fail "nomad: the secret file /etc/nomad.d/api.header did not arrive on stdin"
+# What this step put in place, for the drift probe (templates/probe/observe.py): the sha256 of
+# each file and of the binary, as sha256sum prints them.
+mkdir -p /var/lib/hashicluster/manifest
+sha256sum \
+  /usr/local/bin/nomad \
+  /etc/nomad.d/nomad.hcl \
+  /etc/nomad.d/tls.hcl \
+  /etc/nomad.d/acl.hcl \
+  /etc/nomad.d/server.hcl \
+  /etc/systemd/system/nomad.service \
+  /etc/nomad.d/tls/ca.pem \
+  /etc/nomad.d/tls/agent.pem \
+  /etc/nomad.d/tls/agent-key.pem \
+  /etc/nomad.d/gossip.hcl \
+  /etc/nomad.d/consul-token.hcl \
+  /etc/nomad.d/api.token \
+  /etc/nomad.d/api.header \
+  > /var/lib/hashicluster/manifest/nomad.sha256.new && mv /var/lib/hashicluster/manifest/nomad.sha256.new /var/lib/hashicluster/manifest/nomad.sha256
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
 systemctl enable --quiet nomad
 if [ "$changed" = 1 ]; then systemctl restart nomad; else systemctl start nomad; fi

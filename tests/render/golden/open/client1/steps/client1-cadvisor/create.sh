@@ -121,6 +121,13 @@ RestartSec=2
 WantedBy=multi-user.target
 HASHICLUSTER_EOF
 put_file "$tmp" /etc/systemd/system/cadvisor.service 0644 root
+# What this step put in place, for the drift probe (templates/probe/observe.py): the sha256 of
+# each file and of the binary, as sha256sum prints them.
+mkdir -p /var/lib/hashicluster/manifest
+sha256sum \
+  /usr/local/bin/cadvisor \
+  /etc/systemd/system/cadvisor.service \
+  > /var/lib/hashicluster/manifest/cadvisor.sha256.new && mv /var/lib/hashicluster/manifest/cadvisor.sha256.new /var/lib/hashicluster/manifest/cadvisor.sha256
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
 systemctl enable --quiet cadvisor
 if [ "$changed" = 1 ]; then systemctl restart cadvisor; else systemctl start cadvisor; fi

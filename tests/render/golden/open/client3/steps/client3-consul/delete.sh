@@ -95,5 +95,5 @@ leave() {
 leave
 systemctl disable --now --quiet consul 2>/dev/null || true
 awk '$2 ~ "^/opt/consul/" {print $2}' /proc/mounts | sort -r | xargs -r umount -l
-rm -rf /etc/consul.d /opt/consul /usr/local/bin/consul /etc/systemd/system/consul.service /var/lib/hashicluster/staging/consul-[0-9]* /var/lib/hashicluster/staging/consul.installed-zip-sha256 /var/lib/hashicluster/restart/consul
+rm -rf /etc/consul.d /opt/consul /usr/local/bin/consul /etc/systemd/system/consul.service /var/lib/hashicluster/staging/consul-[0-9]* /var/lib/hashicluster/staging/consul.installed-zip-sha256 /var/lib/hashicluster/staging/consul.installed-binary-sha256 /var/lib/hashicluster/restart/consul /var/lib/hashicluster/manifest/consul.sha256
 systemctl daemon-reload

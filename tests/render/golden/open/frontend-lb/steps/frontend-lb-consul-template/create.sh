@@ -268,6 +268,16 @@ while read -r path mode owner data; do
   put_file "$tmp" "$path" "$mode" "$owner"
 done
 if [ -e /etc/consul-template.d/token.env ]; then rm -f /etc/consul-template.d/token.env; changed=1; fi
+# What this step put in place, for the drift probe (templates/probe/observe.py): the sha256 of
+# each file and of the binary, as sha256sum prints them.
+mkdir -p /var/lib/hashicluster/manifest
+sha256sum \
+  /usr/local/bin/consul-template \
+  /etc/consul-template.d/consul-template.hcl \
+  /etc/consul-template.d/services.ctmpl \
+  /etc/consul-template.d/locations.ctmpl \
+  /etc/systemd/system/consul-template.service \
+  > /var/lib/hashicluster/manifest/consul-template.sha256.new && mv /var/lib/hashicluster/manifest/consul-template.sha256.new /var/lib/hashicluster/manifest/consul-template.sha256
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
 systemctl enable --quiet consul-template
 if [ "$changed" = 1 ]; then systemctl restart consul-template; else systemctl start consul-template; fi

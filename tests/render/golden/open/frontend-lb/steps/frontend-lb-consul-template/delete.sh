@@ -90,5 +90,5 @@ print(json.dumps(value))' "$@"
 # --- end of the library
 systemctl disable --now --quiet consul-template 2>/dev/null || true
 awk '$2 ~ "^/opt/consul-template/" {print $2}' /proc/mounts | sort -r | xargs -r umount -l
-rm -rf /etc/consul-template.d /opt/consul-template /usr/local/bin/consul-template /etc/systemd/system/consul-template.service /var/lib/hashicluster/staging/consul-template-[0-9]* /var/lib/hashicluster/staging/consul-template.installed-zip-sha256 /var/lib/hashicluster/restart/consul-template
+rm -rf /etc/consul-template.d /opt/consul-template /usr/local/bin/consul-template /etc/systemd/system/consul-template.service /var/lib/hashicluster/staging/consul-template-[0-9]* /var/lib/hashicluster/staging/consul-template.installed-zip-sha256 /var/lib/hashicluster/staging/consul-template.installed-binary-sha256 /var/lib/hashicluster/restart/consul-template /var/lib/hashicluster/manifest/consul-template.sha256
 systemctl daemon-reload

@@ -90,5 +90,5 @@ print(json.dumps(value))' "$@"
 # --- end of the library
 systemctl disable --now --quiet nginx 2>/dev/null || true
 awk '$2 ~ "^/opt/nginx/" {print $2}' /proc/mounts | sort -r | xargs -r umount -l
-rm -rf /etc/nginx.d /opt/nginx /usr/local/bin/nginx /etc/systemd/system/nginx.service /var/lib/hashicluster/staging/nginx-[0-9]* /var/lib/hashicluster/staging/nginx.installed-zip-sha256 /var/lib/hashicluster/restart/nginx
+rm -rf /etc/nginx.d /opt/nginx /usr/local/bin/nginx /etc/systemd/system/nginx.service /var/lib/hashicluster/staging/nginx-[0-9]* /var/lib/hashicluster/staging/nginx.installed-zip-sha256 /var/lib/hashicluster/staging/nginx.installed-binary-sha256 /var/lib/hashicluster/restart/nginx /var/lib/hashicluster/manifest/nginx.sha256
 systemctl daemon-reload

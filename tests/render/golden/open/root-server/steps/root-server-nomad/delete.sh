@@ -90,5 +90,5 @@ print(json.dumps(value))' "$@"
 # --- end of the library
 systemctl disable --now --quiet nomad 2>/dev/null || true
 awk '$2 ~ "^/opt/nomad/" {print $2}' /proc/mounts | sort -r | xargs -r umount -l
-rm -rf /etc/nomad.d /opt/nomad /usr/local/bin/nomad /etc/systemd/system/nomad.service /var/lib/hashicluster/staging/nomad-[0-9]* /var/lib/hashicluster/staging/nomad.installed-zip-sha256 /var/lib/hashicluster/restart/nomad
+rm -rf /etc/nomad.d /opt/nomad /usr/local/bin/nomad /etc/systemd/system/nomad.service /var/lib/hashicluster/staging/nomad-[0-9]* /var/lib/hashicluster/staging/nomad.installed-zip-sha256 /var/lib/hashicluster/staging/nomad.installed-binary-sha256 /var/lib/hashicluster/restart/nomad /var/lib/hashicluster/manifest/nomad.sha256
 systemctl daemon-reload

@@ -175,6 +175,18 @@ if [ -e /etc/consul.d/tls/agent.pem ]; then rm -f /etc/consul.d/tls/agent.pem; c
 if [ -e /etc/consul.d/tls/agent-key.pem ]; then rm -f /etc/consul.d/tls/agent-key.pem; changed=1; fi
 if [ -e /etc/consul.d/gossip.hcl ]; then rm -f /etc/consul.d/gossip.hcl; changed=1; fi
 if [ -e /etc/consul.d/backend.hcl ]; then rm -f /etc/consul.d/backend.hcl; changed=1; fi
+# What this step put in place, for the drift probe (templates/probe/observe.py): the sha256 of
+# each file and of the binary, as sha256sum prints them.
+mkdir -p /var/lib/hashicluster/manifest
+sha256sum \
+  /usr/local/bin/consul \
+  /etc/consul.d/consul.hcl \
+  /etc/consul.d/api.env \
+  /etc/systemd/system/consul.service \
+  /etc/consul.d/acl.hcl \
+  /etc/consul.d/api.token \
+  /etc/consul.d/api.header \
+  > /var/lib/hashicluster/manifest/consul.sha256.new && mv /var/lib/hashicluster/manifest/consul.sha256.new /var/lib/hashicluster/manifest/consul.sha256
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
 systemctl enable --quiet consul
 if [ "$changed" = 1 ]; then systemctl restart consul; else systemctl start consul; fi

@@ -190,6 +190,19 @@ if [ -e /etc/nomad.d/tls/ca.pem ]; then rm -f /etc/nomad.d/tls/ca.pem; changed=1
 if [ -e /etc/nomad.d/tls/agent.pem ]; then rm -f /etc/nomad.d/tls/agent.pem; changed=1; fi
 if [ -e /etc/nomad.d/tls/agent-key.pem ]; then rm -f /etc/nomad.d/tls/agent-key.pem; changed=1; fi
 if [ -e /etc/nomad.d/gossip.hcl ]; then rm -f /etc/nomad.d/gossip.hcl; changed=1; fi
+# What this step put in place, for the drift probe (templates/probe/observe.py): the sha256 of
+# each file and of the binary, as sha256sum prints them.
+mkdir -p /var/lib/hashicluster/manifest
+sha256sum \
+  /usr/local/bin/nomad \
+  /etc/nomad.d/nomad.hcl \
+  /etc/nomad.d/acl.hcl \
+  /etc/nomad.d/client.hcl \
+  /etc/systemd/system/nomad.service \
+  /etc/nomad.d/consul-token.hcl \
+  /etc/nomad.d/api.token \
+  /etc/nomad.d/api.header \
+  > /var/lib/hashicluster/manifest/nomad.sha256.new && mv /var/lib/hashicluster/manifest/nomad.sha256.new /var/lib/hashicluster/manifest/nomad.sha256
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
 systemctl enable --quiet nomad
 if [ "$changed" = 1 ]; then systemctl restart nomad; else systemctl start nomad; fi

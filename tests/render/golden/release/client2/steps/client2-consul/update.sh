@@ -218,6 +218,23 @@ done
 [ -s /etc/consul.d/api.token ] || fail "consul: the secret file /etc/consul.d/api.token did not arrive on stdin"
 [ -s /etc/consul.d/api.header ] || fail "consul: the secret file /etc/consul.d/api.header did not arrive on stdin"
 if [ -e /etc/consul.d/backend.hcl ]; then rm -f /etc/consul.d/backend.hcl; changed=1; fi
+# What this step put in place, for the drift probe (templates/probe/observe.py): the sha256 of
+# each file and of the binary, as sha256sum prints them.
+mkdir -p /var/lib/hashicluster/manifest
+sha256sum \
+  /usr/local/bin/consul \
+  /etc/consul.d/consul.hcl \
+  /etc/consul.d/api.env \
+  /etc/consul.d/tls.hcl \
+  /etc/systemd/system/consul.service \
+  /etc/consul.d/tls/ca.pem \
+  /etc/consul.d/tls/agent.pem \
+  /etc/consul.d/tls/agent-key.pem \
+  /etc/consul.d/gossip.hcl \
+  /etc/consul.d/acl.hcl \
+  /etc/consul.d/api.token \
+  /etc/consul.d/api.header \
+  > /var/lib/hashicluster/manifest/consul.sha256.new && mv /var/lib/hashicluster/manifest/consul.sha256.new /var/lib/hashicluster/manifest/consul.sha256
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
 systemctl enable --quiet consul
 if [ "$changed" = 1 ] && systemctl is-active --quiet consul; then

@@ -262,6 +262,17 @@ while read -r path mode owner data; do
   put_file "$tmp" "$path" "$mode" "$owner"
 done
 [ -s /etc/consul-template.d/token.env ] || fail "consul-template: the secret file /etc/consul-template.d/token.env did not arrive on stdin"
+# What this step put in place, for the drift probe (templates/probe/observe.py): the sha256 of
+# each file and of the binary, as sha256sum prints them.
+mkdir -p /var/lib/hashicluster/manifest
+sha256sum \
+  /usr/local/bin/consul-template \
+  /etc/consul-template.d/consul-template.hcl \
+  /etc/consul-template.d/services.ctmpl \
+  /etc/consul-template.d/locations.ctmpl \
+  /etc/systemd/system/consul-template.service \
+  /etc/consul-template.d/token.env \
+  > /var/lib/hashicluster/manifest/consul-template.sha256.new && mv /var/lib/hashicluster/manifest/consul-template.sha256.new /var/lib/hashicluster/manifest/consul-template.sha256
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
 systemctl enable --quiet consul-template
 if [ "$changed" = 1 ]; then systemctl restart consul-template; else systemctl start consul-template; fi

@@ -157,6 +157,12 @@ http {
 }
 HASHICLUSTER_EOF
 put_file "$tmp" /etc/nginx/nginx.conf 0644 root
+# What this step put in place, for the drift probe (templates/probe/observe.py): the sha256 of
+# each file, as sha256sum prints them.
+mkdir -p /var/lib/hashicluster/manifest
+sha256sum \
+  /etc/nginx/nginx.conf \
+  > /var/lib/hashicluster/manifest/nginx.sha256.new && mv /var/lib/hashicluster/manifest/nginx.sha256.new /var/lib/hashicluster/manifest/nginx.sha256
 nginx -t -q || fail "nginx: the new configuration does not pass 'nginx -t -q'"
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
 systemctl enable --quiet nginx
