@@ -2,9 +2,10 @@
 
 A cluster brought up by an earlier commit (UPGRADE_FROM, stack `e2e-upgrade`, network
 10.210.6.0/24) is previewed with this working tree, the way a user reviews an upgrade
-(`python3 -m review run`): only steps whose script changed are updates, nothing is created,
-replaced or deleted. Then `pulumi up` applies it while fib is under load through the load
-balancer: no request may fail, and the next preview is empty.
+(`python3 -m review run`): steps are updated in place, nothing is replaced or deleted, and
+the only resources created are of kinds the earlier cluster did not have (a new feature's).
+Then `pulumi up` applies it while fib is under load through the load balancer: no request may
+fail, only scripts and triggers changed, and the next preview is empty.
 """
 
 from __future__ import annotations
@@ -16,25 +17,26 @@ from typing import Any
 
 import pytest
 
-from review.summary import CREATED, DELETED, REPLACED, UPDATED, summarize
+from review.summary import CREATED, DELETED, REPLACED, UPDATED, split_urn, summarize
 
 from .conftest import ROOT, Project, lab_machines, pulumi_env, run
 from .load import load
 
 pytestmark = pytest.mark.e2e
 
-# The program users may be running: the last commit before the install steps became templates
-# (templates/steps). Move it forward when a release's stacks are the ones to upgrade from.
-UPGRADE_FROM = "9ac3f08"
+# The program users may be running: the last commit before the drift resources (power, state)
+# and the status tokens. Move it forward when a release's stacks are the ones to upgrade from.
+UPGRADE_FROM = "UPGRADE_FROM_PLACEHOLDER"
 STACK = "e2e-upgrade"
 NETWORK = "10.210.6.0/24"
 LB = "10.210.6.20"
-# The inputs of a Command step that hold its scripts: an upgrade changes these and no other.
-SCRIPT_INPUTS = {"create", "update", "delete"}
+# The inputs of a Command step that hold its scripts and what makes it run again: an upgrade
+# changes these and no other.
+SCRIPT_INPUTS = {"create", "update", "delete", "triggers"}
 # Inputs that come from the outputs of other steps (tokens, secret files): in a preview they are
 # unknown, and shown as changing, wherever a step they come from will update. The up shows
 # that they kept their values.
-FROM_UPDATED_STEPS = {"stdin", "triggers"}
+FROM_UPDATED_STEPS = {"stdin"}
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +64,24 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project
 
 
 def test_the_preview_of_an_upgrade_updates_only_changed_scripts(upgraded: tuple[Project, Path]) -> None:
-    _, out = upgraded
-    summary = summarize(json.loads((out / "preview.json").read_text()))
+    head, out = upgraded
+    preview = json.loads((out / "preview.json").read_text())
+    summary = summarize(preview)
     assert summary.errors == 0 and not summary.unknown_ops, summary
     totals = summary.totals
-    print(f"upgrade from {UPGRADE_FROM}: {totals[UPDATED]} steps to update")
-    assert totals[CREATED] == totals[REPLACED] == totals[DELETED] == 0, summary.machines
+    print(f"upgrade from {UPGRADE_FROM}: {totals[UPDATED]} steps to update, {totals[CREATED]} to create")
+    assert totals[REPLACED] == totals[DELETED] == 0, summary.machines
     assert totals[UPDATED] > 0, "the working tree changes no script: the test shows nothing"
+    kinds_before = {resource_type(urn) for urn in inputs_by_resource(head)}
+    created = {resource_type(step["urn"]) for step in preview["steps"] if step["op"] == "create"}
+    assert not created & kinds_before, f"created again: {created & kinds_before}"
     inputs = {name: set(keys) for name, keys in summary.keys.items()}
     assert all(keys <= SCRIPT_INPUTS | FROM_UPDATED_STEPS for keys in inputs.values()), inputs
     assert any(keys & SCRIPT_INPUTS for keys in inputs.values()), inputs
+
+
+def resource_type(urn: str) -> str:
+    return split_urn(urn)[1].rsplit("$", 1)[-1]
 
 
 Inputs = dict[str, dict[str, Any]]  # URN -> the resource's inputs
@@ -86,7 +96,7 @@ def inputs_by_resource(project: Project) -> Inputs:
 def changed_inputs(before: Inputs, after: Inputs) -> dict[str, list[str]]:
     """Resource name -> the input keys whose values differ (names only: values may be secret)."""
     changed = {}
-    for urn in before.keys() | after.keys():
+    for urn in before.keys() & after.keys():  # what the upgrade created is new, not changed
         old, new = before.get(urn, {}), after.get(urn, {})
         keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
         if keys:
