@@ -3,7 +3,7 @@ machine, so that `pulumi refresh` shows what changed behind the program's back a
 `pulumi up` after it repairs that, and only that.
 
 - `MachinePower` (`<machine>-power`, before the machine): read asks the machine provider
-  whether the machine runs (`python3 -m lab status --json`, `vagrant status`). A machine
+  whether the machine runs (the lab's status, `vagrant status`). A machine
   found stopped or gone makes a change; its update counts one more `generation`, which is in
   the machine resource's triggers, so the machine's update (`lab up`, `vagrant reload`)
   boots it again, or makes it anew.
@@ -51,15 +51,15 @@ RUNNING, STOPPED, GONE = "running", "stopped", "gone"
 
 
 def lab_power(name: str) -> str:
-    """The state of the lab machine NAME (`python3 -m lab status --json`)."""
-    proc = subprocess.run(["python3", "-m", "lab", "status", "--json"], capture_output=True, text=True,
-                          check=False, timeout=PROBE_TIMEOUT)
-    if proc.returncode != 0:
-        raise RuntimeError(f"`python3 -m lab status --json` failed: {proc.stderr.strip()}")
-    machines = {m["name"]: m for m in json.loads(proc.stdout)}
-    if name not in machines:
+    """The state of the lab machine NAME, as `python3 -m lab status` reports it (asked in this
+    process: the refresh of a cluster asks once per machine)."""
+    from lab import machines
+    from lab.paths import Paths
+
+    found = {m["name"]: m for m in machines.status(Paths.from_env())}
+    if name not in found:
         return GONE
-    return RUNNING if machines[name].get("running") else STOPPED
+    return RUNNING if found[name]["running"] else STOPPED
 
 
 def vagrant_power(name: str, directory: str) -> str:

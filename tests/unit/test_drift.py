@@ -154,12 +154,9 @@ def test_power_found_down_counts_one_generation(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_lab_power_reads_the_lab_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab import machines
+
     listing = [{"name": "lab-client1", "running": True}, {"name": "lab-client2", "running": False}]
-
-    def fake_run(cmd: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
-        assert cmd == ["python3", "-m", "lab", "status", "--json"]
-        return subprocess.CompletedProcess(cmd, 0, json.dumps(listing), "")
-
-    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(machines, "status", lambda paths: listing)  # a fake lab
     assert [providers.lab_power(n) for n in ("lab-client1", "lab-client2", "lab-client3")] == \
         ["running", "stopped", "gone"]
