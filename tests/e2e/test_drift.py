@@ -47,6 +47,12 @@ def preview_updates(project: Project) -> dict[str, list[str]]:
     return {machine: categories.get("updated", []) for machine, categories in summary.machines.items()}
 
 
+def status(project: Project) -> tuple[int, dict[str, Any]]:
+    """`python3 -m cluster.status --json` (what `./run status` runs): its exit status and report."""
+    proc = project.exec("venv/bin/python", "-m", "cluster.status", "--stack", STACK, "--json", check=False)
+    return proc.returncode, json.loads(proc.stdout)
+
+
 def active(project: Project, machine: str, unit: str) -> str:
     return on_machine(project, machine, f"systemctl is-active {unit}", check=False).strip()
 
@@ -70,6 +76,9 @@ def test_refresh_shows_each_drift_and_up_repairs_it_under_load(project: Project,
     power = {m: outs["state"] for m, outs in outputs_by_name(project, "power").items()}
     assert power == {"root-server": "running", "frontend-lb": "running", "client1": "running",
                      "client2": "running", "client3": "stopped"}
+    code, report = status(project)
+    assert code == 1 and not report["healthy"], report["problems"]
+    assert report["drift"]["machines"]["client2"]["nomad"] == [f"{EDITED} changed"], report["drift"]
 
     # The review: the drifted products' steps, on the drifted machines only.
     updates = preview_updates(project)
@@ -95,6 +104,8 @@ def test_refresh_shows_each_drift_and_up_repairs_it_under_load(project: Project,
     assert active(project, "client3", "nomad") == "active"
     project.pulumi("preview", "--refresh", "--expect-no-changes")
     assert not drift_found(project)
+    wait_until("./run status healthy again (fib back to its instances, the nodes ready)",
+               lambda: status(project)[0] == 0, state=lambda: status(project)[1]["problems"])
 
 
 def test_a_stopped_load_balancer_is_started_again(project: Project, cluster: dict[str, Any]) -> None:
