@@ -76,7 +76,7 @@ def _add_client(project: Project) -> None:
 
 NEW_CLIENT = ["client4", "client4-lab", "client4-identity", "client4-consul", "client4-consul-upload",
               "client4-nomad", "client4-nomad-upload", "client4-cadvisor", "client4-cadvisor-upload",
-              "client4-roll", "client4-credentials"]
+              "client4-roll", "client4-credentials", "client4-power", "client4-state"]
 
 EDITS: dict[str, tuple[Callable[[Project], None], dict[str, dict[str, list[str]]]]] = {
     # One client's Nomad setting: that client's Nomad step and its turn to restart it.
