@@ -28,7 +28,7 @@ a table: each figure is the median of --runs runs, with the smallest and largest
      load balancer (a `pulumi destroy` between runs);
   2. per-step durations from the engine's event log, the critical path through the
      resources' dependencies and wall time / critical path;
-  3. no-op `pulumi up` and `pulumi preview`;
+  3. no-op `pulumi up` (plain and `--refresh`, the drift check) and `pulumi preview`;
   4. a one-client change (`pulumi config set --path
      hashicluster:clientSettings.client2.meta.bench VALUE`): preview, then up;
   5. requests/s and p50/p99 latency of fib through the load balancer and straight to one

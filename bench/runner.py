@@ -7,7 +7,7 @@ Pulumi runs inside the lab network (`python3 -m lab exec -- pulumi ...`). In ord
 1. cold `pulumi up` (no machines -> healthy cluster, fib routed), then /fib/10 through the
    load balancer; `pulumi destroy` between runs. Each up writes the engine's event log
    (`--event-log`), and `pulumi stack export` gives the dependencies: the critical path;
-2. no-op `pulumi up`, no-op `pulumi preview`;
+2. no-op `pulumi up` (plain, then with `--refresh` as `./run up` runs it), no-op `pulumi preview`;
 3. a one-client change: `pulumi config set --path hashicluster:clientSettings.client2.meta.bench
    VALUE` (a new value each run), then `pulumi preview` and `pulumi up`;
 4. load through the load balancer and straight to one fib instance (from Consul's catalog);
@@ -108,6 +108,8 @@ FIGURES = [
     ("cold_critical", "cold up: critical path (sum of its step durations)", "s"),
     ("cold_ratio", "cold up: wall / critical path", "x"),
     ("noop_up", "no-op pulumi up", "s"),
+    ("noop_refresh_up", "no-op pulumi up --refresh (./run up: the drift check)", "s"),
+    ("noop_refresh_cost", "no-op: up --refresh minus plain up (the drift check's cost)", "s"),
     ("noop_preview", "no-op pulumi preview", "s"),
     ("change_preview", "one-client change: pulumi preview", "s"),
     ("change_up", "one-client change: pulumi up", "s"),
@@ -230,6 +232,13 @@ class Bench:
             done, events = self.ws.pulumi("noop up", "up", "--yes", "--skip-preview", events=True)
             self.m.add("noop_up", done.wall)
             self.expect_no_changes("no-op up", done, events)
+            # Side by side with the plain one: what `./run up` runs, the refresh (drift) first.
+            self.step("no-op pulumi up --refresh", run)
+            checked, events = self.ws.pulumi("noop refresh up", "up", "--yes", "--skip-preview", "--refresh",
+                                             events=True)
+            self.m.add("noop_refresh_up", checked.wall)
+            self.m.add("noop_refresh_cost", checked.wall - done.wall)
+            self.expect_no_changes("no-op up --refresh", checked, events)
         for run in self.runs:
             self.step("no-op pulumi preview", run)
             done, events = self.ws.pulumi("noop preview", "preview", events=True)
