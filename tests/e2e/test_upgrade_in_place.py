@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 # The program users may be running: the last commit before the drift resources (power, state)
 # and the status tokens. Move it forward when a release's stacks are the ones to upgrade from.
-UPGRADE_FROM = "UPGRADE_FROM_PLACEHOLDER"
+UPGRADE_FROM = "75da6ec"
 STACK = "e2e-upgrade"
 NETWORK = "10.210.6.0/24"
 LB = "10.210.6.20"
