@@ -9,11 +9,13 @@ watched under load), then the load balancer's own nginx stopped."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
-from review.summary import CREATED, DELETED, REPLACED, UPDATED, summarize
+from bench.eventlog import parse_lines
+from review.summary import CREATED, DELETED, REPLACED, summarize
 
 from ..waiting import wait_until
 from .conftest import STACK, Project, on_machine
@@ -39,15 +41,24 @@ def drift_found(project: Project) -> dict[str, dict[str, list[str]]]:
             if outs.get("drift")}
 
 
-def preview_updates(project: Project) -> dict[str, list[str]]:
-    """Per machine, the steps the next `pulumi up` runs again. It creates and deletes nothing;
-    it replaces only uploads (the binary of a drifted product is copied again)."""
+def preview_machines(project: Project) -> set[str]:
+    """The machines on which the next `pulumi up` may run steps. It creates and deletes nothing;
+    it replaces only uploads (the binary of a drifted product is copied again). On a drifted
+    machine the preview lists every step: which ones run is known only when the up looks again."""
     summary = summarize(project.pulumi("preview", "--json").stdout)
     for categories in summary.machines.values():
         assert not {CREATED, DELETED} & set(categories), summary.machines
-        assert all(name.endswith("-upload") for name in categories.get(REPLACED, [])), summary.machines
-    return {machine: [*categories.get(UPDATED, []), *categories.get(REPLACED, [])]
-            for machine, categories in summary.machines.items()}
+        assert all(name.endswith("-upload") for name in categories.get(REPLACED, [])), \
+            {m: c.get(REPLACED) for m, c in summary.machines.items()}
+    return set(summary.machines)
+
+
+def up_steps(project: Project) -> set[str]:
+    """`pulumi up`, and the steps it ran (from its engine event log)."""
+    log = project.path / f".drift-up-{time.monotonic_ns()}.events"
+    project.exec("pulumi", "up", "--yes", "--skip-preview", "--stack", STACK, "--non-interactive",
+                 "--event-log", str(log), env={"PULUMI_DEBUG_COMMANDS": "true"})
+    return {step.name for step in parse_lines(log.read_text().splitlines()).changed_steps()}
 
 
 def status(project: Project) -> tuple[int, dict[str, Any]]:
@@ -83,22 +94,26 @@ def test_refresh_shows_each_drift_and_up_repairs_it_under_load(project: Project,
     assert code == 1 and not report["healthy"], report["problems"]
     assert report["drift"]["machines"]["client2"]["nomad"] == [f"{EDITED} changed"], report["drift"]
 
-    # The review: the drifted products' steps, on the drifted machines only.
-    updates = preview_updates(project)
-    assert set(updates) == {"client1", "client2", "client3", "frontend-lb"}, updates
-    assert {"client1-state", "client1-consul", "client1-roll"} <= set(updates["client1"])
-    assert "client1-nomad" not in updates["client1"]
-    assert {"client2-cadvisor", "client2-nomad", "client2-roll"} <= set(updates["client2"])
-    assert "client2-consul" not in updates["client2"]
-    assert {"frontend-lb-consul-template"} <= set(updates["frontend-lb"])
-    assert "frontend-lb-nginx" not in updates["frontend-lb"]
-    assert {"client3-power", "client3-lab"} <= set(updates["client3"])
+    # The review: the drifted machines, and no other.
+    assert preview_machines(project) == {"client1", "client2", "client3", "frontend-lb"}
 
     with load(project, LB) as result:
-        project.pulumi("up", "--yes", "--skip-preview")
-    print(f"drift repaired under load: {result}")
+        ran = up_steps(project)
+    print(f"drift repaired under load: {result}; steps run: {sorted(ran)}")
     assert result.failed == 0, result
     assert result.during > 0, result
+    # What ran: the drifted products' steps (their uploads, their machines' roll), client3's
+    # power and machine; nothing on the root server, nothing else on the other machines.
+    assert {"client1-state", "client1-consul", "client1-consul-upload", "client1-roll"} <= ran
+    assert {"client2-state", "client2-nomad", "client2-nomad-upload", "client2-cadvisor",
+            "client2-cadvisor-upload", "client2-roll"} <= ran
+    assert {"frontend-lb-state", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"} <= ran
+    assert {"client3-power", "client3-lab", "client3-state"} <= ran
+    assert not {name for name in ran if not name.startswith("client3-")} - {
+        "client1-state", "client1-consul", "client1-consul-upload", "client1-roll",
+        "client2-state", "client2-nomad", "client2-nomad-upload", "client2-cadvisor",
+        "client2-cadvisor-upload", "client2-roll",
+        "frontend-lb-state", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}, ran
 
     assert active(project, "client1", "consul") == "active"
     assert on_machine(project, "client2", "systemctl is-enabled cadvisor").strip() == "enabled"
@@ -115,8 +130,8 @@ def test_a_stopped_load_balancer_is_started_again(project: Project, cluster: dic
     on_machine(project, "frontend-lb", "systemctl stop nginx")
     project.pulumi("refresh", "--yes")
     assert drift_found(project) == {"frontend-lb": {"nginx": ["nginx stopped (inactive)"]}}
-    assert set(preview_updates(project)) == {"frontend-lb"}
-    project.pulumi("up", "--yes", "--skip-preview")
+    assert preview_machines(project) == {"frontend-lb"}
+    assert up_steps(project) == {"frontend-lb-state", "frontend-lb-nginx"}
     answer = json.loads(project.exec("curl", "-sf", "-m", "5", f"http://{LB}/fib/10").stdout)
     assert answer["fib"] == 55, answer
     project.pulumi("preview", "--refresh", "--expect-no-changes")
