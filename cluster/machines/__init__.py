@@ -21,6 +21,7 @@ class Machine:
     resource: pulumi.ComponentResource
     connection: pulumi.Output[remote.ConnectionArgs]
     ssh: str  # the command a person types to log in
+    power: pulumi.Resource | None = None  # whether it runs (cluster/services/drift.py)
 
 
 def read_private_key(path: str, what: str, fix: str) -> str:

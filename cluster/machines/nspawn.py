@@ -1,7 +1,7 @@
 """The `nspawn` machine provider: lab machines made by `python3 -m lab` on this host.
 
 Create runs `lab up`, delete runs `lab down`, both as local commands; a refresh that finds
-the machine stopped or gone (cluster/services/drift.py) makes the next up run `lab up` again. The program must
+the machine stopped (cluster/services/drift.py) makes the next up run `lab up` again. The program must
 itself run inside the lab's network namespace (`python3 -m lab exec -- pulumi up`): the
 machines' addresses exist only there, and nothing may be sent to them from anywhere else.
 """
@@ -52,19 +52,16 @@ class NspawnMachine(pulumi.ComponentResource):
     def __init__(self, node: Node, stack: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hashicluster:machines:NspawnMachine", node.name, None, opts)
         machine = f"{stack}-{node.name}"
-        # A refresh that finds the machine stopped or gone counts one more power generation:
-        # the update boots it with its disk, or makes it anew (`lab up` does either).
-        self.power = MachinePower(f"{node.name}-power", kind="nspawn", machine=machine,
-                                  opts=pulumi.ResourceOptions(parent=self))
         up = f"python3 -m lab up {machine} --address {node.address}"
         self.lab = local.Command(
             f"{node.name}-lab",
             create=up,
-            update=up,
             delete=f"python3 -m lab down {machine}",
-            triggers=[self.power.generation],
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # A refresh that finds the machine stopped makes the next up boot it with its disk.
+        self.power = MachinePower(f"{node.name}-power", kind="nspawn", machine=machine, boot=up,
+                                  opts=pulumi.ResourceOptions(parent=self, depends_on=[self.lab]))
         info: pulumi.Output[dict[str, Any]] = self.lab.stdout.apply(json.loads)
         self.address: pulumi.Output[str] = info.apply(lambda i: str(i["address"]))
         self.connection: pulumi.Output[remote.ConnectionArgs] = info.apply(
@@ -82,4 +79,4 @@ class NspawnMachine(pulumi.ComponentResource):
 def machine(node: Node, stack: str) -> Machine:
     m = NspawnMachine(node, stack)
     return Machine(node=node, resource=m, connection=m.connection,
-                   ssh=f"python3 -m lab ssh {stack}-{node.name}")
+                   ssh=f"python3 -m lab ssh {stack}-{node.name}", power=m.power)

@@ -79,23 +79,22 @@ class VagrantMachine(pulumi.ComponentResource):
         where = shlex.quote(str(machine_dir(spec.stack, node)))
         verb = f"python3 -m vagrantbox machine {{}} {node.name} --dir {where}"
         provider = f" --provider {shlex.quote(settings.provider)}"
-        # A refresh that finds the VM stopped or gone counts one more power generation: the
-        # update (`reload`, `up` for a VM that is gone) boots it or makes it anew.
-        self.power = MachinePower(f"{node.name}-power", kind="vagrant", machine=node.name,
-                                  directory=str(machine_dir(spec.stack, node)),
-                                  opts=pulumi.ResourceOptions(parent=self))
         self.vagrant = local.Command(
             f"{node.name}-vagrant",
             create=verb.format("up") + provider,
             update=verb.format("reload") + provider,
             delete=verb.format("down"),
-            triggers=[self.power.generation],
             stdin=text,  # a changed Vagrantfile runs `update` (vagrant reload)
             # ...but `vagrant reload` cannot change a VM's box: a new box makes a new VM.
             environment={"HASHICLUSTER_BOX": settings.box},
             opts=pulumi.ResourceOptions(parent=self, depends_on=after, replace_on_changes=["environment"],
                                         delete_before_replace=True),
         )
+        # A refresh that finds the VM stopped makes the next up boot it, from its Vagrantfile.
+        self.power = MachinePower(f"{node.name}-power", kind="vagrant", machine=node.name,
+                                  boot=f"cd {where} && vagrant up {shlex.quote(node.name)}",
+                                  directory=str(machine_dir(spec.stack, node)),
+                                  opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vagrant]))
         info: pulumi.Output[dict[str, Any]] = self.vagrant.stdout.apply(json.loads)
         self.ssh_host: pulumi.Output[str] = info.apply(lambda i: str(i["host"]))
         self.connection: pulumi.Output[remote.ConnectionArgs] = info.apply(
@@ -125,5 +124,5 @@ def machines(spec: ClusterSpec, nodes: list[Node]) -> list[Machine]:
         vm = VagrantMachine(spec, node, driver, after=first)
         first = first or [vm.vagrant]
         ssh = f"cd {machine_dir(spec.stack, node)} && vagrant ssh {node.name}"
-        result.append(Machine(node=node, resource=vm, connection=vm.connection, ssh=ssh))
+        result.append(Machine(node=node, resource=vm, connection=vm.connection, ssh=ssh, power=vm.power))
     return result

@@ -161,9 +161,11 @@ def agent_state(spec: ClusterSpec, machine: Machine, servers: list[Node]) -> Age
     connection = machine.connection.apply(lambda c: {
         "host": c.host, "port": c.port or 22, "user": c.user, "private_key": c.private_key,
         "host_key": c.host_key})
+    # After the machine's power: a machine found stopped is booted before it is looked at again.
     return AgentState(f"{machine.node.name}-state", pulumi.Output.secret(connection),
                       [a.product for a in machine_agents(spec, machine.node, servers)],
-                      opts=pulumi.ResourceOptions(parent=machine.resource))
+                      opts=pulumi.ResourceOptions(parent=machine.resource,
+                                                  depends_on=[machine.power] if machine.power else []))
 
 
 def _roll(name: str, machine: Machine, server_count: int, staged: Sequence[remote.Command],

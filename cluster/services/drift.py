@@ -2,11 +2,11 @@
 machine, so that `pulumi refresh` shows what changed behind the program's back and
 `pulumi up` after it repairs that, and only that.
 
-- `MachinePower` (`<machine>-power`, before the machine): read asks the machine provider
-  whether the machine runs (the lab's status, `vagrant status`). A machine
-  found stopped or gone makes a change; its update counts one more `generation`, which is in
-  the machine resource's triggers, so the machine's update (`lab up`, `vagrant reload`)
-  boots it again, or makes it anew.
+- `MachinePower` (`<machine>-power`, after the machine): read asks the machine provider
+  whether the machine runs (the lab's status, `vagrant status`). A machine found stopped (or
+  killed, as by a power cut) makes a change, and its update boots it with its disk (the
+  machine's own `lab up` / `vagrant up`). A machine found gone (its disk and SSH host key
+  with it) is not made anew behind the stack's back: the update fails and says so.
 - `AgentState` (`<machine>-state`, after the machine, before its install steps): read runs
   templates/probe/observe.py over SSH: the agents' units, and their files and binaries against
   the manifests the install steps left (cluster/drift.py). Its inputs are only the connection
@@ -77,40 +77,53 @@ def power_state(props: Mapping[str, Any]) -> str:
     return lab_power(str(props["name"]))
 
 
-POWER_INPUTS = ("kind", "name", "dir")
+POWER_INPUTS = ("kind", "name", "dir", "boot")
+BOOT_TIMEOUT = 600  # seconds for the machine provider to boot a machine
+
+
+def boot(props: Mapping[str, Any]) -> None:
+    """Boot a stopped machine with its own `up` command (it waits until the machine answers)."""
+    proc = subprocess.run(str(props["boot"]), shell=True, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, check=False, timeout=BOOT_TIMEOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{props['name']}: `{props['boot']}` failed ({proc.returncode}): "
+                           f"{proc.stderr.strip()[-2000:]}")
 
 
 class MachinePowerProvider(dynamic.ResourceProvider):
-    """Whether a machine runs; a change (and one more generation) when it does not."""
+    """Whether a machine runs; a stopped one is booted by the next update."""
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-        return dynamic.CreateResult(str(props["name"]), {**props, "state": RUNNING, "generation": 0})
+        return dynamic.CreateResult(str(props["name"]), {**props, "state": RUNNING})
 
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
         return dynamic.ReadResult(id_, {**props, "state": power_state(props)})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         down = olds.get("state", RUNNING) != RUNNING
-        moved = any(olds.get(key) != news.get(key) for key in POWER_INPUTS)
-        return dynamic.DiffResult(changes=down or moved, stables=[] if down else ["generation"])
+        return dynamic.DiffResult(changes=down or any(olds.get(k) != news.get(k) for k in POWER_INPUTS))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
-        down = olds.get("state", RUNNING) != RUNNING
-        return dynamic.UpdateResult({**news, "state": RUNNING,
-                                     "generation": int(olds.get("generation") or 0) + int(down)})
+        state = olds.get("state", RUNNING)
+        if state == GONE:
+            raise RuntimeError(
+                f"{news['name']} is gone: its disk and SSH host key went with it, and the program does "
+                "not make a machine anew behind the stack's back. Fix: `pulumi destroy` and `pulumi up` "
+                "(`./run down`, `./run up`) build the cluster again")
+        if state == STOPPED:
+            boot(news)
+        return dynamic.UpdateResult({**news, "state": RUNNING})
 
 
 class MachinePower(dynamic.Resource, module="drift", name="MachinePower"):
-    """`generation` goes up by one each time a refresh found the machine stopped or gone."""
+    """Whether the machine runs, as the last refresh found it."""
 
     state: pulumi.Output[str]
-    generation: pulumi.Output[int]
 
-    def __init__(self, name: str, kind: str, machine: str, directory: str = "",
+    def __init__(self, name: str, kind: str, machine: str, boot: str, directory: str = "",
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(MachinePowerProvider(), name,
-                         {"kind": kind, "name": machine, "dir": directory, "state": None, "generation": None},
-                         opts)
+                         {"kind": kind, "name": machine, "dir": directory, "boot": boot, "state": None}, opts)
 
 
 # ---------------------------------------------------------------------------------------------

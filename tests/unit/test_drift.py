@@ -136,27 +136,37 @@ def test_a_machine_that_does_not_answer_keeps_every_step_open_then_fails_if_stil
         provider.update("client1-state", read.outs, props)
 
 
-def test_power_found_down_counts_one_generation(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_machine_found_stopped_is_booted_by_the_next_update(monkeypatch: pytest.MonkeyPatch) -> None:
     states = ["stopped", "running"]
-    monkeypatch.setattr(providers, "power_state", lambda props: states.pop(0))
+    booted: list[str] = []
+    monkeypatch.setattr(providers, "power_state", lambda props: states.pop(0))  # a fake lab
+    monkeypatch.setattr(providers, "boot", lambda props: booted.append(props["boot"]))
     provider = providers.MachinePowerProvider()
-    props = {"kind": "nspawn", "name": "lab-client1", "dir": ""}
+    props = {"kind": "nspawn", "name": "lab-client1", "dir": "", "boot": "python3 -m lab up lab-client1"}
     created = provider.create(props).outs
-    assert created is not None and created["generation"] == 0
+    assert created is not None and created["state"] == "running"
     stopped = provider.read("lab-client1", created).outs
     assert stopped is not None and stopped["state"] == "stopped"
-    diff = provider.diff("lab-client1", stopped, props)
-    assert diff.changes is True and diff.stables == []
-    booted = provider.update("lab-client1", stopped, props).outs
-    assert booted is not None and (booted["state"], booted["generation"]) == ("running", 1)
-    again = provider.read("lab-client1", booted).outs
-    assert again == booted and provider.diff("lab-client1", again, props).changes is False
+    assert provider.diff("lab-client1", stopped, props).changes is True
+    assert booted == []
+    up = provider.update("lab-client1", stopped, props).outs
+    assert up is not None and up["state"] == "running" and booted == ["python3 -m lab up lab-client1"]
+    again = provider.read("lab-client1", up).outs
+    assert again == up and provider.diff("lab-client1", again, props).changes is False
 
 
-def test_lab_power_reads_the_lab_status(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lab import machines
+def test_a_machine_found_gone_fails_the_update_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(providers, "power_state", lambda props: "gone")  # a fake lab
+    provider = providers.MachinePowerProvider()
+    props = {"kind": "nspawn", "name": "lab-client1", "dir": "", "boot": "true"}
+    gone = provider.read("lab-client1", {**props, "state": "running"}).outs
+    assert gone is not None and provider.diff("lab-client1", gone, props).changes is True
+    with pytest.raises(RuntimeError, match=r"lab-client1 is gone.*Fix: `pulumi destroy` and `pulumi up`"):
+        provider.update("lab-client1", gone, props)
 
-    listing = [{"name": "lab-client1", "running": True}, {"name": "lab-client2", "running": False}]
-    monkeypatch.setattr(machines, "status", lambda paths: listing)  # a fake lab
-    assert [providers.lab_power(n) for n in ("lab-client1", "lab-client2", "lab-client3")] == \
-        ["running", "stopped", "gone"]
+
+def test_boot_runs_the_machines_up_command_and_names_its_failure(tmp_path: Path) -> None:
+    providers.boot({"name": "m", "boot": f"touch {tmp_path}/booted"})
+    assert (tmp_path / "booted").exists()
+    with pytest.raises(RuntimeError, match=r"m: `echo no >&2; false` failed \(1\): no"):
+        providers.boot({"name": "m", "boot": "echo no >&2; false"})

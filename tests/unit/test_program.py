@@ -61,9 +61,9 @@ def test_drift_is_wired_from_power_to_machine_and_from_state_to_the_steps(key_fi
     graph = lab(key_file)
     for node in NODES:
         assert graph.parent_name(f"{node}-power") == node and graph.parent_name(f"{node}-state") == node
-        # The machine's update (`lab up` again) runs when its power generation moves.
-        assert graph.depends_on(f"{node}-lab", f"{node}-power")
-        assert graph.inputs(f"{node}-lab")["update"] == graph.inputs(f"{node}-lab")["create"]
+        # A machine found stopped is booted with its own `lab up`, before the probe looks again.
+        assert graph.inputs(f"{node}-power")["boot"] == graph.inputs(f"{node}-lab")["create"]
+        assert graph.depends_on(f"{node}-state", f"{node}-power")
         # The probe runs over the machine's connection; each install step takes its generation.
         assert graph.depends_on(f"{node}-state", f"{node}-lab")
         assert graph.depends_on(f"{node}-consul", f"{node}-state")
