@@ -204,7 +204,7 @@ class ClusterSecrets(dynamic.Resource):
                          pulumi.ResourceOptions.merge(secret, opts))
 
 
-class TokenSecret(dynamic.Resource):
+class TokenSecret(dynamic.Resource, module="secrets", name="TokenSecret"):
     """One ACL token's secret made by the program after ClusterSecrets' (the read-only status
     token of Consul): a resource of its own, so a stack made before it only gains it."""
 
