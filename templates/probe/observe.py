@@ -8,7 +8,10 @@ Reads: WANT, a JSON object {"products": [PRODUCT, ...], "manifests": MANIFESTS}.
 Prints: one JSON object {PRODUCT: {"active": its unit's ActiveState, "enabled": its
 UnitFileState, "manifest": false when there is none, "files": {PATH: "ok", "changed" or
 "missing"}}}.
-Changes nothing on the machine: it only reads, so running it again gives the same answer.
+Changes nothing the program installed: it only reads, so running it again gives the same
+answer. To stay fast on every refresh it keeps one cache, in /run (gone at reboot): the digest
+of each file with the file's size, inode, mtime and ctime. A file whose status is unchanged is
+not read again (a write changes its mtime and ctime, and ctime cannot be set back).
 """
 
 import hashlib
@@ -18,6 +21,7 @@ import subprocess
 import sys
 
 PROPERTIES = ("ActiveState", "UnitFileState")
+CACHE = os.environ.get("HASHICLUSTER_PROBE_CACHE", "/run/hashicluster/probe-digests.json")
 
 
 def unit_state(unit: str) -> dict[str, str]:
@@ -29,15 +33,46 @@ def unit_state(unit: str) -> dict[str, str]:
             "enabled": shown.get("UnitFileState") or "not-found"}
 
 
-def file_state(path: str, digest: str) -> str:
+def load_cache() -> dict[str, list[object]]:
     try:
-        with open(path, "rb") as f:
-            return "ok" if hashlib.sha256(f.read()).hexdigest() == digest else "changed"
+        with open(CACHE) as f:
+            cache = json.load(f)
+        return cache if isinstance(cache, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def save_cache(cache: dict[str, list[object]]) -> None:
+    os.makedirs(os.path.dirname(CACHE), mode=0o700, exist_ok=True)
+    tmp = CACHE + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(cache, f)
+    os.replace(tmp, CACHE)
+
+
+def current_digest(path: str, cache: dict[str, list[object]]) -> str | None:
+    """The file's sha256 (None when there is no such file), read again only when its status
+    changed since the cached digest was taken."""
+    try:
+        st = os.stat(path)
     except FileNotFoundError:
-        return "missing"
+        return None
+    key: list[object] = [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+    cached = cache.get(path)
+    if isinstance(cached, list) and cached[:4] == key:
+        return str(cached[4])
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    cache[path] = [*key, digest]
+    return digest
 
 
-def product_state(product: str, manifests: str) -> dict[str, object]:
+def file_state(path: str, digest: str, cache: dict[str, list[object]]) -> str:
+    current = current_digest(path, cache)
+    return "missing" if current is None else "ok" if current == digest else "changed"
+
+
+def product_state(product: str, manifests: str, cache: dict[str, list[object]]) -> dict[str, object]:
     state: dict[str, object] = {**unit_state(product), "manifest": False, "files": {}}
     path = os.path.join(manifests, f"{product}.sha256")
     try:
@@ -47,13 +82,15 @@ def product_state(product: str, manifests: str) -> dict[str, object]:
         return state
     entries = [line.split(None, 1) for line in lines if line.strip()]
     state["manifest"] = True
-    state["files"] = {name: file_state(name, digest) for digest, name in entries}
+    state["files"] = {name: file_state(name, digest, cache) for digest, name in entries}
     return state
 
 
 def main() -> None:
     want = json.loads(sys.argv[1])
-    print(json.dumps({p: product_state(p, want["manifests"]) for p in want["products"]}))
+    cache = load_cache()
+    print(json.dumps({p: product_state(p, want["manifests"], cache) for p in want["products"]}))
+    save_cache(cache)
 
 
 main()

@@ -5,6 +5,7 @@ answers faked (cluster/services/drift.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,13 +72,26 @@ def test_observe_checks_each_manifest_entry(tmp_path: Path) -> None:
     edited.write_text("edited by hand\n")
     gone.unlink()
     want = drift.probe_request(["nomad", "consul"], str(manifests))
-    proc = subprocess.run([sys.executable, "-", json.dumps(want)], input=providers.OBSERVE.read_text(),
-                          capture_output=True, text=True, check=True)
-    seen = json.loads(proc.stdout)
+    seen = observe(want, tmp_path / "cache.json")
     assert seen["nomad"]["manifest"] is True
     assert seen["nomad"]["files"] == {str(same): "ok", str(edited): "changed", str(gone): "missing"}
     assert seen["consul"]["manifest"] is False and seen["consul"]["files"] == {}
     assert seen["nomad"]["active"] != "active"
+    # The digests are cached by file status: a file written again (same size) is read again.
+    assert set(json.loads((tmp_path / "cache.json").read_text())) == {str(same), str(edited)}
+    same.write_text("sXme\n")
+    assert observe(want, tmp_path / "cache.json")["nomad"]["files"][str(same)] == "changed"
+    same.write_text("same\n")
+    assert observe(want, tmp_path / "cache.json")["nomad"]["files"][str(same)] == "ok"
+
+
+def observe(want: dict[str, Any], cache: Path) -> dict[str, Any]:
+    """observe.py run by this host's python3, its digest cache at CACHE."""
+    proc = subprocess.run([sys.executable, "-", json.dumps(want)], input=providers.OBSERVE.read_text(),
+                          capture_output=True, text=True, check=True,
+                          env={**os.environ, "HASHICLUSTER_PROBE_CACHE": str(cache)})
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
 
 
 # --- the providers, with the machine's answers faked
