@@ -170,6 +170,14 @@ def is_running(paths: Paths, name: str) -> bool:
     return bool(nspawn_processes(dirs(paths, name).root))
 
 
+def power(paths: Paths, name: str) -> str:
+    """Machine NAME's power: "running", "stopped" (its disk is kept) or "gone" (no such machine).
+    One look at the process table, for callers that ask about one machine often (a refresh)."""
+    if load(paths, name) is None:
+        return "gone"
+    return "running" if is_running(paths, name) else "stopped"
+
+
 # ---------------------------------------------------------------- up
 
 def _validate_new(paths: Paths, name: str, address: ipaddress.IPv4Address) -> None:

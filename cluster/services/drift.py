@@ -43,6 +43,10 @@ from cluster.install import MANIFESTS
 OBSERVE = Path(__file__).resolve().parents[2] / "templates" / "probe" / "observe.py"
 SSH_TIMEOUT = 5  # seconds to connect
 PROBE_TIMEOUT = 60  # seconds for the whole probe
+# The key exchange the probe offers: curve25519. OpenSSH's default, the post-quantum
+# sntrup761x25519, costs about 0.13 s per connection on a 2-core host (measured: `ssh true` into
+# a lab machine 0.30 s against 0.17 s), and a refresh opens one connection per machine at once.
+PROBE_KEX = "curve25519-sha256,curve25519-sha256@libssh.org"
 RUNNING, STOPPED, GONE = "running", "stopped", "gone"
 
 
@@ -51,15 +55,12 @@ RUNNING, STOPPED, GONE = "running", "stopped", "gone"
 
 
 def lab_power(name: str) -> str:
-    """The state of the lab machine NAME, as `python3 -m lab status` reports it (asked in this
-    process: the refresh of a cluster asks once per machine)."""
+    """The state of the lab machine NAME (asked in this process: a refresh asks once per
+    machine, all at once)."""
     from lab import machines
     from lab.paths import Paths
 
-    found = {m["name"]: m for m in machines.status(Paths.from_env())}
-    if name not in found:
-        return GONE
-    return RUNNING if found[name]["running"] else STOPPED
+    return machines.power(Paths.from_env(), name)
 
 
 def vagrant_power(name: str, directory: str) -> str:
@@ -143,9 +144,10 @@ def ssh_probe(connection: Mapping[str, Any], products: Sequence[str]) -> machine
         cmd = ["ssh", "-p", str(port), "-i", str(key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
                "-o", f"ConnectTimeout={SSH_TIMEOUT}", "-o", f"UserKnownHostsFile={known}",
                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+               "-o", f"KexAlgorithms={PROBE_KEX}",
                "-o", f"StrictHostKeyChecking={'yes' if host_key else 'accept-new'}",
                f"{connection['user']}@{host}",
-               "python3 - " + shlex.quote(json.dumps(machine_drift.probe_request(products, MANIFESTS)))]
+               "python3 -I -S - " + shlex.quote(json.dumps(machine_drift.probe_request(products, MANIFESTS)))]
         try:
             proc = subprocess.run(cmd, input=OBSERVE.read_text(), capture_output=True, text=True,
                                   check=False, timeout=PROBE_TIMEOUT)
