@@ -123,7 +123,8 @@ def test_status_lists_running_machines(lab: Lab, pair: dict[str, Any]) -> None:
         assert isinstance(rows[name]["pid"], int)
 
 
-def test_power_tells_running_from_gone(lab: Lab, pair: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_power_tells_running_from_gone(lab: Lab, pair: dict[str, Any],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """machines.power, what the drift probe's power resource asks once per machine per refresh."""
     from lab import machines
     from lab.paths import Paths
