@@ -25,15 +25,19 @@ PACKAGES = (
     # load balancer's reverse proxy (http proxy and upstream modules are built into `nginx`;
     # nginx-light only adds the echo module)
     "nginx",
+    # the container engine of the clients (Debian's docker.io, with containerd and runc); it
+    # runs only in machines made with `lab up --containers`
+    "docker.io",
 )
 # Units that only make sense with internet access (the lab has none).
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 # Units of PACKAGES that stay off unless the program turns them on (`systemctl enable --now`
 # on the machines that need them).
-DISABLED_UNITS = ("nginx.service",)
+DISABLED_UNITS = ("nginx.service", "docker.service", "docker.socket", "containerd.service")
 # Bumped when the way a base is prepared changes, so that bases made the old way are rebuilt
-# (2: units turned off whatever the host has installed; 1 left nginx on where the host had none).
-RECIPE_REVISION = 2
+# (3: Docker; 2: units turned off whatever the host has installed; 1 left nginx on where the
+# host had none).
+RECIPE_REVISION = 3
 SSHD_CONFIG = """\
 # Lab machines: root logs in with the lab key only; one host key type for every client.
 PermitRootLogin prohibit-password

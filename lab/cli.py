@@ -108,6 +108,10 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--hostname", help="host name (default: the machine name)")
     u.add_argument("--sysctl", action="append", type=_sysctl, default=[], metavar="NET.KEY=VALUE",
                    help="a network sysctl of the machine, set from outside (repeatable)")
+    u.add_argument("--containers", action="store_true",
+                   help="let it run containers (Docker, Nomad's exec driver): CAP_NET_ADMIN, the "
+                   "keyring system calls, /var/lib/docker on the host's filesystem, IP forwarding "
+                   "and writable cgroup controllers (fixed when the machine is made)")
     u.add_argument("--suite", default=DEFAULT_SUITE, help="base suite (default: %(default)s)")
     u.add_argument("--mirror", help="Debian mirror, if the base must be built")
     u.add_argument("--timeout", type=_seconds, default=os.environ.get(UP_TIMEOUT_ENV) or "120",
@@ -187,7 +191,8 @@ def _cmd_base(paths: Paths, args: argparse.Namespace) -> int:
 
 def _cmd_up(paths: Paths, args: argparse.Namespace) -> int:
     info = machines.up(paths, args.name, args.address, args.prefix_len, args.hostname,
-                       base.check_suite(args.suite), dict(args.sysctl), args.timeout, args.mirror)
+                       base.check_suite(args.suite), dict(args.sysctl), args.timeout, args.mirror,
+                       containers=args.containers)
     print(json.dumps(info))
     return 0
 

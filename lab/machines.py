@@ -55,6 +55,21 @@ while :; do
 done
 """
 NSPAWN_TMPFS = Path("/run/systemd/nspawn")
+
+# What a machine made with `up --containers` gets, so that Docker and Nomad's exec driver run in
+# it as on a VM (README, "Containers in the lab"):
+# - CAP_NET_ADMIN (Docker's bridge and iptables rules; nspawn keeps it from a machine by default),
+#   and the keyring system calls, which runc uses and nspawn's seccomp filter refuses;
+# - /var/lib/docker bound from the machine's state directory on the host's filesystem: overlay2
+#   does not work on the overlayfs that is the machine's root;
+# - IP forwarding in its network namespace (published ports), set from outside like any
+#   net.* sysctl;
+# - a unit that makes the cgroup v1 controllers writable at boot (templates/lab/cgroups-rw.*).
+CONTAINERS_NSPAWN_OPTIONS = ("--capability=CAP_NET_ADMIN", "--system-call-filter=@keyring")
+CONTAINERS_SYSCTLS = {"net.ipv4.ip_forward": "1"}
+CGROUPS_RW_SCRIPT = Path(__file__).resolve().parent.parent / "templates" / "lab" / "cgroups-rw.sh"
+CGROUPS_RW_UNIT = CGROUPS_RW_SCRIPT.with_suffix(".service")
+CGROUPS_RW_NAME = "hashicluster-lab-cgroups-rw"
 RECORD = "machine.json"
 PERSONALIZED = "personalized"
 STOP_TIMEOUT = 30.0
@@ -74,6 +89,7 @@ class Record:
     veth: str
     sysctls: dict[str, str] = field(default_factory=dict)
     created: float = 0.0
+    containers: bool = False  # runs containers (Docker, Nomad's exec driver): see CONTAINERS
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,11 @@ class MachineDirs:
     @property
     def stop_file(self) -> Path:
         return self.dir / "stop"
+
+    @property
+    def docker(self) -> Path:
+        """/var/lib/docker of a machine that runs containers."""
+        return self.dir / "docker"
 
 
 def dirs(paths: Paths, name: str) -> MachineDirs:
@@ -197,7 +218,7 @@ def _validate_new(paths: Paths, name: str, address: ipaddress.IPv4Address) -> No
                            f"{veth}", "pick a name that differs in its first six characters")
 
 
-def _check_same(rec: Record, address: str, prefix_len: int, hostname: str) -> None:
+def _check_same(rec: Record, address: str, prefix_len: int, hostname: str, containers: bool) -> None:
     """An existing machine is only `up`-ed again with the settings it was created with."""
     want = (address, prefix_len, hostname)
     have = (rec.address, rec.prefix_len, rec.hostname)
@@ -205,6 +226,10 @@ def _check_same(rec: Record, address: str, prefix_len: int, hostname: str) -> No
         raise LabError(
             f"machine {rec.name!r} exists with address {rec.address}/{rec.prefix_len} and hostname "
             f"{rec.hostname!r}, not {address}/{prefix_len} and {hostname!r}",
+            f"`python3 -m lab down {rec.name}` first, or `up` it with its existing settings")
+    if containers != rec.containers:
+        raise LabError(
+            f"machine {rec.name!r} exists {'with' if rec.containers else 'without'} --containers",
             f"`python3 -m lab down {rec.name}` first, or `up` it with its existing settings")
 
 
@@ -234,6 +259,23 @@ def personalize(paths: Paths, rec: Record, root: Path) -> None:
     keys = ssh_dir / "authorized_keys"
     keys.write_text(sshkeys.public_key(paths) + "\n")
     keys.chmod(0o600)
+    if rec.containers:
+        install_cgroups_rw(root)
+
+
+def install_cgroups_rw(root: Path) -> None:
+    """The boot-time unit that makes the cgroup controllers writable, enabled (offline)."""
+    script = root / "usr" / "local" / "sbin" / CGROUPS_RW_NAME
+    script.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(CGROUPS_RW_SCRIPT, script)
+    script.chmod(0o755)
+    unit = root / "etc" / "systemd" / "system" / f"{CGROUPS_RW_NAME}.service"
+    shutil.copyfile(CGROUPS_RW_UNIT, unit)
+    wants = root / "etc" / "systemd" / "system" / "sysinit.target.wants"
+    wants.mkdir(exist_ok=True)
+    link = wants / unit.name
+    link.unlink(missing_ok=True)
+    link.symlink_to(f"/etc/systemd/system/{unit.name}")
 
 
 def nspawn_command(rec: Record, root: Path, register: bool) -> list[str]:
@@ -246,7 +288,7 @@ def nspawn_command(rec: Record, root: Path, register: bool) -> list[str]:
     are eBPF programs: without it Nomad's executor fails every task ("failed to set v2 cgroup
     resources: bpf_prog_query(BPF_CGROUP_DEVICE) failed: operation not permitted").
     """
-    return [
+    command = [
         "systemd-nspawn", f"--directory={root}", f"--machine={rec.name}",
         f"--hostname={rec.hostname}", "--boot",
         f"--register={'yes' if register else 'no'}", "--keep-unit",
@@ -254,6 +296,9 @@ def nspawn_command(rec: Record, root: Path, register: bool) -> list[str]:
         "--console=read-only", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
         "--system-call-filter=bpf",
     ]
+    if rec.containers:
+        command += [*CONTAINERS_NSPAWN_OPTIONS, f"--bind={MachineDirs(root.parent).docker}:/var/lib/docker"]
+    return command
 
 
 def start(paths: Paths, rec: Record) -> None:
@@ -267,6 +312,8 @@ def start(paths: Paths, rec: Record) -> None:
     netns.create_machine_net(rec.name, ipaddress.IPv4Address(rec.address), rec.prefix_len,
                              rec.sysctls)
     d.stop_file.unlink(missing_ok=True)
+    if rec.containers:
+        d.docker.mkdir(mode=0o711, exist_ok=True)
     kind = hostkind.current()
     nspawn = nspawn_command(rec, d.root, kind.registers_with_machined)
     with d.console.open("ab") as console:
@@ -305,7 +352,7 @@ def _console_tail(path: Path, lines: int = 12) -> str:
 
 
 def _reserve(paths: Paths, name: str, addr: ipaddress.IPv4Address, prefix_len: int,
-             hostname: str, suite: str, sysctls: dict[str, str],
+             hostname: str, suite: str, sysctls: dict[str, str], containers: bool,
              mirror: str | None) -> tuple[Record, bool]:
     """Under the global lock: check the request, make the shared pieces, record the machine.
 
@@ -314,7 +361,7 @@ def _reserve(paths: Paths, name: str, addr: ipaddress.IPv4Address, prefix_len: i
     with global_lock(paths):
         rec = load(paths, name)
         if rec is not None:
-            _check_same(rec, str(addr), prefix_len, hostname)
+            _check_same(rec, str(addr), prefix_len, hostname, containers)
         else:
             _validate_new(paths, name, addr)
         base_dir = base.for_machine(paths, name, suite, rec.base if rec else None, mirror)
@@ -325,7 +372,8 @@ def _reserve(paths: Paths, name: str, addr: ipaddress.IPv4Address, prefix_len: i
         if rec is None:
             rec = Record(name=name, address=str(addr), prefix_len=prefix_len, hostname=hostname,
                          suite=suite, base=str(base_dir), netns=netns_name(name),
-                         veth=veth_name(name), sysctls=sysctls, created=time.time())
+                         veth=veth_name(name), created=time.time(), containers=containers,
+                         sysctls={**(CONTAINERS_SYSCTLS if containers else {}), **sysctls})
             save(paths, rec)
         if not hostkind.uses_systemd():
             cgroups.create(name)
@@ -364,7 +412,8 @@ def _failed(paths: Paths, name: str, err: Exception, created: bool) -> LabError:
 
 
 def up(paths: Paths, name: str, address: str, prefix_len: int, hostname: str | None,
-       suite: str, sysctls: dict[str, str], timeout: float, mirror: str | None) -> dict[str, Any]:
+       suite: str, sysctls: dict[str, str], timeout: float, mirror: str | None,
+       containers: bool = False) -> dict[str, Any]:
     """Create (or boot, or find running) the machine and wait until it is ready."""
     deps.require_root()
     check_name(name)
@@ -378,7 +427,8 @@ def up(paths: Paths, name: str, address: str, prefix_len: int, hostname: str | N
         with machine_lock(paths, name):
             teardown(paths, name, timeout=10)
     hostlimits.ensure_inotify_instances(len(netns.lab_namespaces()) + 1)
-    rec, created = _reserve(paths, name, addr, prefix_len, hostname, suite, sysctls, mirror)
+    rec, created = _reserve(paths, name, addr, prefix_len, hostname, suite, sysctls, containers,
+                            mirror)
     try:
         host_key = _boot(paths, rec)
         state = sshkeys.wait_ready(paths, addr, timeout)

@@ -136,3 +136,15 @@ def test_shellcheck_does_catch_mistakes(tmp_path: Path) -> None:
     bad.write_text('set -eu\nfor f in $(ls /etc/consul.d); do rm $f; done\n')
     proc = subprocess.run([shellcheck, "--shell=bash", str(bad)], capture_output=True, text=True, check=False)
     assert proc.returncode != 0
+
+
+def test_the_lab_machines_own_scripts_pass_shellcheck() -> None:
+    """Scripts the lab puts into machines (templates/lab), which run under /bin/sh."""
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck; `./run test` installs it)")
+    scripts = sorted((Path(__file__).resolve().parents[2] / "templates" / "lab").glob("*.sh"))
+    assert [p.name for p in scripts] == ["cgroups-rw.sh"]
+    proc = subprocess.run([shellcheck, "--format=gcc", *map(str, scripts)], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

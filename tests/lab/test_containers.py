@@ -1,0 +1,90 @@
+"""A lab machine made with `up --containers` runs Docker as a VM would: an image imported from a
+local root file system, a container with a memory limit that holds, a published port that
+answers on the lab switch, and nothing left behind by `down`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab import machines
+
+from ..waiting import wait_until
+from .conftest import ROOT, Lab, needs_root_and_nspawn
+
+NAME, ADDRESS = "lt-dock", "10.210.250.21"
+PORT = 8081
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def dock(lab: Lab) -> Iterator[dict[str, Any]]:
+    yield json.loads(lab.run("up", NAME, "--address", ADDRESS, "--containers").stdout)
+    lab.run("down", NAME, check=False)
+
+
+def _docker_json(lab: Lab, command: str) -> Any:
+    """The JSON a `docker ... --format '{{json .}}'` command prints in the machine."""
+    return json.loads(lab.ssh(NAME, command))
+
+
+def _answer(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return int(resp.status)
+
+
+@pytest.mark.lab
+@needs_root_and_nspawn
+def test_docker_runs_containers_with_limits_and_published_ports(lab: Lab, dock: dict[str, Any]) -> None:
+    lab.ssh(NAME, "systemctl enable --now docker")
+    info = _docker_json(lab, "docker info --format '{{json .}}'")
+    assert info["Driver"] == "overlay2", info["Driver"]  # /var/lib/docker is not on the overlay root
+    assert info["CgroupVersion"] in ("1", "2")
+    # The image: the machine's own Debian root file system (no registry on the internet)
+    record = json.loads((lab.state / "machines" / NAME / "machine.json").read_text())
+    tar = subprocess.Popen(["tar", "-C", record["base"], "-c", "--exclude=./usr/share/doc", "."],
+                           stdout=subprocess.PIPE)
+    imported = subprocess.run(["python3", "-m", "lab", "ssh", NAME, "docker import - lt-base:1"],
+                              stdin=tar.stdout, cwd=ROOT, env=lab.env, capture_output=True, text=True,
+                              check=False, timeout=300)
+    assert tar.wait() == 0 and imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip().startswith("sha256:")
+
+    lab.ssh(NAME, f"docker run -d --name web -m 64m -p {PORT}:8000 lt-base:1 "
+                  "python3 -m http.server 8000 --directory /etc")
+    wait_until(f"the container's published port on {ADDRESS}:{PORT}",
+               lambda: _answer(f"http://{ADDRESS}:{PORT}/hostname") == 200, poll=0.2, ignore=(OSError,))
+    assert _docker_json(lab, "docker inspect --format '{{json .HostConfig.Memory}}' web") == 64 * MIB
+    # the limit is the cgroup's: docker stats reads it back from the controller
+    stats = _docker_json(lab, "docker stats --no-stream --format '{{json .}}' web")
+    assert stats["MemUsage"].endswith("/ 64MiB"), stats["MemUsage"]
+    lab.ssh(NAME, "docker rm -f web")
+
+
+@pytest.mark.lab
+@needs_root_and_nspawn
+def test_an_existing_machine_keeps_its_container_setting(lab: Lab, dock: dict[str, Any]) -> None:
+    again = lab.run("up", NAME, "--address", ADDRESS, check=False)
+    assert again.returncode == 1
+    assert f"machine '{NAME}' exists with --containers" in again.stderr
+    assert f"python3 -m lab down {NAME}" in again.stderr
+
+
+def test_only_a_containers_machine_gets_the_capability_the_bind_and_forwarding() -> None:
+    def record(containers: bool) -> machines.Record:
+        return machines.Record(name="m1", address="10.210.250.30", prefix_len=16, hostname="m1",
+                               suite="bookworm", base="/b", netns="hcl-m1", veth="ve-m1",
+                               containers=containers)
+
+    root = Path("/state/machines/m1/root")
+    plain = machines.nspawn_command(record(False), root, register=False)
+    boxes = machines.nspawn_command(record(True), root, register=False)
+    assert "--capability=CAP_NET_ADMIN" not in plain and not any("docker" in a for a in plain)
+    assert set(boxes) - set(plain) == {"--capability=CAP_NET_ADMIN", "--system-call-filter=@keyring",
+                                       "--bind=/state/machines/m1/docker:/var/lib/docker"}
