@@ -76,6 +76,16 @@ def test_an_existing_machine_keeps_its_container_setting(lab: Lab, dock: dict[st
     assert f"python3 -m lab down {NAME}" in again.stderr
 
 
+@pytest.mark.lab
+@needs_root_and_nspawn
+def test_down_leaves_nothing_of_a_machine_that_ran_containers(lab: Lab, dock: dict[str, Any]) -> None:
+    lab.ssh(NAME, "docker run -d --name idle lt-base:1 sleep infinity")  # running when it goes
+    lab.run("down", NAME)
+    assert not (lab.state / "machines" / NAME).exists()
+    left = lab.leftovers([NAME])
+    assert all(found == [] for found in left.values()), left
+
+
 def test_only_a_containers_machine_gets_the_capability_the_bind_and_forwarding() -> None:
     def record(containers: bool) -> machines.Record:
         return machines.Record(name="m1", address="10.210.250.30", prefix_len=16, hostname="m1",
