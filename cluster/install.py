@@ -17,7 +17,7 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cluster.config import DEFAULT_MIRROR, BinaryPin, InstallSpec
+from cluster.config import DEFAULT_MIRROR, BinaryPin, InstallSpec, PackagePin
 from cluster.render import File, render_script
 from cluster.topology import Node, Role
 
@@ -62,7 +62,8 @@ def nomad_url(address: str) -> str:
 
 @dataclass(frozen=True)
 class Agent:
-    """One service to install on one node: consul, nomad, consul-template, cadvisor, nginx.
+    """One service to install on one node: consul, nomad, consul-template, cadvisor, nginx,
+    docker.
     templates/steps/install-PRODUCT.sh.j2 says when it works."""
 
     product: str  # also the systemd unit's name
@@ -75,6 +76,7 @@ class Agent:
     health: str = ""  # nginx: the URL that answers once it works
     timeout: int = 120
     packages: tuple[str, ...] = ()  # Debian packages it needs
+    package_pins: tuple[PackagePin, ...] = ()  # of those, the ones whose version is pinned
     secrets: tuple[str, ...] = ()  # files that come on stdin (see secrets_bundle), never in the text
     retired: tuple[str, ...] = ()  # secret files it may have had and must not have now
 
@@ -107,7 +109,8 @@ def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> 
         manifest_paths=[*([f"/usr/local/bin/{agent.product}"] if pin else []),
                         *(f.path for f in agent.files), *agent.secrets],
         staging=STAGING, pending=PENDING, heredoc=HEREDOC,
-        user=agent.user, data_dir=agent.data_dir, packages=agent.packages, files=agent.files,
+        user=agent.user, data_dir=agent.data_dir, packages=agent.packages,
+        package_pins=agent.package_pins, files=agent.files,
         secrets=agent.secrets, retired=agent.retired, timeout=agent.timeout,
         address=agent.address, server=agent.server, health=agent.health,
         nomad_url=nomad_url(agent.address))

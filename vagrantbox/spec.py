@@ -43,8 +43,12 @@ PACKAGES: tuple[str, ...] = (
     # the load balancer's reverse proxy, for sites whose machines cannot reach a Debian mirror;
     # installed but disabled (the cluster's nginx step configures and starts it where needed)
     "nginx",
+    # the clients' container engine (with containerd and runc), likewise installed but off
+    # until the cluster's docker step turns it on
+    "docker.io",
+    "iptables",
 )
-DISABLED_UNITS: tuple[str, ...] = ("nginx.service",)
+DISABLED_UNITS: tuple[str, ...] = ("nginx.service", "docker.service", "docker.socket", "containerd.service")
 
 _SIZE_RE = re.compile(r"^([1-9][0-9]*)G$")
 

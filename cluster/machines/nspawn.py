@@ -18,7 +18,7 @@ from pulumi_command import local, remote
 
 from cluster.machines import Machine, read_private_key
 from cluster.services.drift import MachinePower
-from cluster.topology import Node
+from cluster.topology import Node, Role
 
 LAB_NETNS = "hcl-lab"
 
@@ -52,7 +52,9 @@ class NspawnMachine(pulumi.ComponentResource):
     def __init__(self, node: Node, stack: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hashicluster:machines:NspawnMachine", node.name, None, opts)
         machine = f"{stack}-{node.name}"
-        up = f"python3 -m lab up {machine} --address {node.address}"
+        # Clients run containers (Docker, Nomad's exec driver): see `lab up --containers`.
+        containers = " --containers" if node.role is Role.CLIENT else ""
+        up = f"python3 -m lab up {machine} --address {node.address}{containers}"
         self.lab = local.Command(
             f"{node.name}-lab",
             create=up,

@@ -68,6 +68,14 @@ def _cadvisor(spec: ClusterSpec, node: Node) -> install.Agent:
                          files=render.cadvisor_files(spec, node), address=node.address)
 
 
+def _docker(spec: ClusterSpec, node: Node) -> install.Agent:
+    """The container engine of a client: Debian's docker.io at the pinned version (the lab base
+    and the box carry it, its units off until this step turns them on)."""
+    return install.Agent(product="docker", pin=None, user="root", data_dir=None,
+                         files=render.docker_files(spec, node), address=node.address,
+                         packages=(spec.docker.package,), package_pins=(spec.docker,))
+
+
 def _balancer(spec: ClusterSpec, node: Node, servers: list[Node]) -> tuple[install.Agent, install.Agent]:
     """The front balancer (on the LB) or, on a client in two-tier mode, its backend balancer."""
     if node.role is Role.CLIENT:
@@ -150,7 +158,7 @@ def machine_agents(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[i
     if node.role is not Role.LB:
         agents.append(_nomad_agent(spec, node, servers))
     if node.role is Role.CLIENT:
-        agents.append(_cadvisor(spec, node))
+        agents += [_docker(spec, node), _cadvisor(spec, node)]
     if node.role is Role.LB or (node.role is Role.CLIENT and spec.load_balancing == "two-tier"):
         agents += _balancer(spec, node, servers)
     return agents
@@ -250,13 +258,16 @@ class MachineSteps:
 def client_tier(plan: MachinePlan, identity: pulumi.Resource, consul_ready: Sequence[pulumi.Resource],
                 nomad_ready: Sequence[pulumi.Resource]) -> MachineSteps:
     """The agents of the load balancer or of a client: Consul (after CONSUL_READY); on a
-    client, Nomad (after NOMAD_READY), cAdvisor and, in two-tier mode, its backend balancer."""
+    client, Docker, Nomad (after NOMAD_READY), cAdvisor and, in two-tier mode, its backend
+    balancer."""
     spec, node, servers = plan.spec, plan.machine.node, plan.servers
     consul = plan.step(_consul_agent(spec, node, servers), [identity, *consul_ready])
     if node.role is not Role.CLIENT:
         return MachineSteps([consul], [consul])
-    nomad = plan.step(_nomad_agent(spec, node, servers), [consul, *nomad_ready])
-    steps = [consul, nomad, plan.step(_cadvisor(spec, node), [identity])]
+    docker = plan.step(_docker(spec, node), [identity])
+    # Nomad after Docker: its docker driver is detected at start.
+    nomad = plan.step(_nomad_agent(spec, node, servers), [consul, docker, *nomad_ready])
+    steps = [consul, docker, nomad, plan.step(_cadvisor(spec, node), [identity])]
     if spec.load_balancing == "two-tier":
         nginx, consul_template = _balancer(spec, node, servers)
         nginx_step = plan.step(nginx, [consul])

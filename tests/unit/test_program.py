@@ -44,6 +44,7 @@ def test_lab_stack_graph(key_file: Path) -> None:
     agents |= {f"{n}-nomad" for n in NODES if n != "frontend-lb"}
     agents |= {f"{n}-nomad-upload" for n in NODES if n != "frontend-lb"}
     agents |= {f"client{i}-cadvisor" for i in (1, 2, 3)} | {f"client{i}-cadvisor-upload" for i in (1, 2, 3)}
+    agents |= {f"client{i}-docker" for i in (1, 2, 3)}  # from the machines' packages: no upload
     agents |= {"frontend-lb-nginx", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}
     gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready", "consul-acl", "nomad-acl"}
     rolls = {f"{n}-roll" for n in NODES}  # one server: no leader pass
@@ -69,7 +70,7 @@ def test_drift_is_wired_from_power_to_machine_and_from_state_to_the_steps(key_fi
         assert graph.depends_on(f"{node}-consul", f"{node}-state")
     assert graph.depends_on("client2-cadvisor-upload", "client2-state")
     assert not graph.depends_on("client1-consul", "client2-state")
-    assert graph.inputs("client1-state")["products"] == ["consul", "nomad", "cadvisor"]
+    assert graph.inputs("client1-state")["products"] == ["consul", "nomad", "docker", "cadvisor"]
     assert graph.inputs("frontend-lb-state")["products"] == ["consul", "nginx", "consul-template"]
     # The install step leaves the manifest the probe checks: its binary and files by sha256.
     script = graph.inputs("client1-nomad")["create"]
@@ -80,7 +81,7 @@ def test_drift_is_wired_from_power_to_machine_and_from_state_to_the_steps(key_fi
 def test_lab_commands_name_stack_machine_and_address(key_file: Path) -> None:
     graph = lab(key_file)
     machine = graph.inputs("client2-lab")
-    assert machine["create"] == "python3 -m lab up unit-client2 --address 10.210.1.32"
+    assert machine["create"] == "python3 -m lab up unit-client2 --address 10.210.1.32 --containers"
     assert machine["delete"] == "python3 -m lab down unit-client2"
     script = graph.inputs("client2-identity")["create"]
     assert "want=client2.demo" in script
@@ -366,3 +367,13 @@ def test_two_tier_puts_a_backend_balancer_on_every_client(key_file: Path) -> Non
     assert 'range service "hashicluster-backend|passing"' in front
     one_tier = lab(key_file)
     assert "client1-nginx" not in one_tier.names()
+
+
+def test_docker_comes_before_nomad_on_every_client_and_only_there(key_file: Path) -> None:
+    graph = lab(key_file)
+    for i in (1, 2, 3):
+        assert graph.depends_on(f"client{i}-nomad", f"client{i}-docker")
+        assert "--containers" in graph.inputs(f"client{i}-lab")["create"]
+    assert "--containers" not in graph.inputs("root-server-lab")["create"]
+    assert "--containers" not in graph.inputs("frontend-lb-lab")["create"]
+    assert not any(name.startswith(("root-server-docker", "frontend-lb-docker")) for name in graph.names())
