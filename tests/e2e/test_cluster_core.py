@@ -49,7 +49,7 @@ def test_every_client_has_docker_and_nomads_docker_and_exec_drivers(project: Pro
         assert drivers["docker"] == (True, True), (client, node["Drivers"])
         assert drivers["exec"] == (True, True), (client, node["Drivers"])
     # The servers carry the package, off: containers run on the clients only.
-    assert on_server(project, "systemctl is-enabled docker || true") == "disabled"
+    assert on_server(project, "systemctl is-enabled docker || true").strip() == "disabled"
 
 
 def test_nomad_and_consul_are_integrated(project: Project, cluster: dict[str, Any]) -> None:
