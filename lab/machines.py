@@ -89,7 +89,7 @@ class Record:
     veth: str
     sysctls: dict[str, str] = field(default_factory=dict)
     created: float = 0.0
-    containers: bool = False  # runs containers (Docker, Nomad's exec driver): see CONTAINERS
+    containers: bool = False  # runs containers (Docker, Nomad's exec driver): see CONTAINERS_*
 
 
 @dataclass(frozen=True)

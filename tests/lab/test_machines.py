@@ -123,16 +123,12 @@ def test_status_lists_running_machines(lab: Lab, pair: dict[str, Any]) -> None:
         assert isinstance(rows[name]["pid"], int)
 
 
-def test_power_tells_running_from_gone(lab: Lab, pair: dict[str, Any],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_power_tells_running_from_gone(lab: Lab, pair: dict[str, Any]) -> None:
     """machines.power, what the drift probe's power resource asks once per machine per refresh."""
     from lab import machines
     from lab.paths import Paths
 
-    for var in ("HASHICLUSTER_CACHE", "HASHICLUSTER_LAB_STATE", "HASHICLUSTER_LAB_RUNTIME"):
-        if var in lab.env:
-            monkeypatch.setenv(var, lab.env[var])
-    paths = Paths.from_env()
+    paths = Paths(cache=Paths.from_env().cache, state=lab.state, runtime=lab.runtime)
     assert {name: machines.power(paths, name) for name in MACHINES} == dict.fromkeys(MACHINES, "running")
     assert machines.power(paths, "lt-never-made") == "gone"
 

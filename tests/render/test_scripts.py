@@ -116,10 +116,16 @@ def test_every_script_parses(script_files: list[Path]) -> None:
         assert proc.returncode == 0, f"{path}: {proc.stderr}"
 
 
-def test_every_script_passes_shellcheck(script_files: list[Path]) -> None:
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
+@pytest.fixture(scope="module")
+def shellcheck() -> str:
+    """The shellcheck program (`./run test` installs it)."""
+    found = shutil.which("shellcheck")
+    if found is None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck; `./run test` installs it)")
+    return found
+
+
+def test_every_script_passes_shellcheck(script_files: list[Path], shellcheck: str) -> None:
     # The scripts run in root's login shell on the machines: bash.
     proc = subprocess.run([shellcheck, "--shell=bash", "--format=gcc", *map(str, script_files)],
                           capture_output=True, text=True, check=False)
@@ -127,22 +133,16 @@ def test_every_script_passes_shellcheck(script_files: list[Path]) -> None:
     assert len(script_files) > 50  # every kind of step, in every layout
 
 
-def test_shellcheck_does_catch_mistakes(tmp_path: Path) -> None:
+def test_shellcheck_does_catch_mistakes(tmp_path: Path, shellcheck: str) -> None:
     """The check above could fail: shellcheck flags what a template might get wrong."""
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck; `./run test` installs it)")
     bad = tmp_path / "bad.sh"
     bad.write_text('set -eu\nfor f in $(ls /etc/consul.d); do rm $f; done\n')
     proc = subprocess.run([shellcheck, "--shell=bash", str(bad)], capture_output=True, text=True, check=False)
     assert proc.returncode != 0
 
 
-def test_the_lab_machines_own_scripts_pass_shellcheck() -> None:
+def test_the_lab_machines_own_scripts_pass_shellcheck(shellcheck: str) -> None:
     """Scripts the lab puts into machines (templates/lab), which run under /bin/sh."""
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck; `./run test` installs it)")
     scripts = sorted((Path(__file__).resolve().parents[2] / "templates" / "lab").glob("*.sh"))
     assert [p.name for p in scripts] == ["cgroups-rw.sh"]
     proc = subprocess.run([shellcheck, "--format=gcc", *map(str, scripts)], capture_output=True, text=True,
