@@ -3,6 +3,8 @@
 # its Debian packages (docker.io),
 # its files, its secret files and its systemd unit; then starts it and waits until it works.
 # A change restarts it at once.
+# On a machine that asks for a reboot (/run/reboot-required) it is only enabled: the reboot
+# (the machine's roll turn) starts it.
 # Reads: the template values (the pin, files, user, ...); on stdin, one `PATH MODE OWNER BASE64`
 # line per secret file.
 # A second run changes nothing: the binary and every file are compared before they are
@@ -112,6 +114,10 @@ sha256sum \
   > /var/lib/hashicluster/manifest/docker.sha256.new && mv /var/lib/hashicluster/manifest/docker.sha256.new /var/lib/hashicluster/manifest/docker.sha256
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
 systemctl enable --quiet docker
+if [ -e /run/reboot-required ]; then
+  echo "docker: installed; it starts at the reboot this machine asks for (/run/reboot-required), in its roll turn"
+  exit 0
+fi
 if [ "$changed" = 1 ]; then systemctl restart docker; else systemctl start docker; fi
 use_api
 ready_state() { journalctl -u docker -u containerd -n 20 --no-pager; }
