@@ -72,7 +72,7 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project
 
 
 def test_the_preview_of_an_upgrade_updates_only_changed_scripts(upgraded: tuple[Project, Path]) -> None:
-    head, out = upgraded
+    _, out = upgraded
     preview = json.loads((out / "preview.json").read_text())
     summary = summarize(preview)
     assert summary.errors == 0 and not summary.unknown_ops, summary
