@@ -55,11 +55,15 @@ class NspawnMachine(pulumi.ComponentResource):
         # Clients run containers (Docker, Nomad's exec driver): see `lab up --containers`.
         containers = " --containers" if node.role is Role.CLIENT else ""
         up = f"python3 -m lab up {machine} --address {node.address}{containers}"
+        # A machine is made once: its settings change later through its power resource, which
+        # runs the new `up` (a running machine applies them at its next reboot). Updating this
+        # resource instead would make its outputs unknown until it ran, and the preview would
+        # show every step that connects to the machine as replaced.
         self.lab = local.Command(
             f"{node.name}-lab",
             create=up,
             delete=f"python3 -m lab down {machine}",
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["create"]),
         )
         # A refresh that finds the machine stopped makes the next up boot it with its disk.
         self.power = MachinePower(f"{node.name}-power", kind="nspawn", machine=machine, boot=up,
