@@ -47,8 +47,13 @@ PACKAGES: tuple[str, ...] = (
     # until the cluster's docker step turns it on
     "docker.io",
     "iptables",
+    # the cluster's image registry (on the load balancer) and the DNS forwarder for *.consul
+    # names, likewise off until the cluster's steps configure them
+    "docker-registry",
+    "dnsmasq",
 )
-DISABLED_UNITS: tuple[str, ...] = ("nginx.service", "docker.service", "docker.socket", "containerd.service")
+DISABLED_UNITS: tuple[str, ...] = ("nginx.service", "docker.service", "docker.socket", "containerd.service",
+                                   "docker-registry.service", "dnsmasq.service")
 
 _SIZE_RE = re.compile(r"^([1-9][0-9]*)G$")
 
