@@ -135,6 +135,20 @@ class InstallSpec:
                 "cadvisor": self.cadvisor}[product]
 
 
+@dataclass(frozen=True)
+class PackagePin:
+    """A Debian package the machines carry (in the lab base, in the box), at the version the
+    stack expects: its install step refuses another version."""
+
+    package: str
+    version: str
+
+
+# Debian 12's docker.io (with its containerd and runc): what the lab base and the box carry.
+DOCKER_PACKAGE = PackagePin("docker.io", "20.10.24+dfsg1-1+deb12u1+b6")
+# A Debian version: [epoch:]upstream[-revision] (Debian Policy 5.6.12).
+_DEBIAN_VERSION_RE = re.compile(r"^([0-9]+:)?[0-9][A-Za-z0-9.+~-]*$")
+
 LoadBalancing = Literal["one-tier", "two-tier"]
 LOAD_BALANCING: tuple[LoadBalancing, ...] = ("one-tier", "two-tier")
 BACKEND_PORT = 8090  # the clients' backend balancers (two-tier)
@@ -175,11 +189,13 @@ class ClusterSpec:
     # one-tier: the front balancer routes to every instance; two-tier: to a backend balancer on
     # each client that runs the service, which routes to the instances on its own node.
     load_balancing: LoadBalancing = "one-tier"
+    docker: PackagePin = DOCKER_PACKAGE  # the container engine of every client
 
 
 # The keys this program reads. Anything else under the namespace is a typo and is refused.
 KEYS = ("domain", "servers", "clients", "datacenter", "region", "machines", "install", "consul",
-        "nomad", "consulTemplate", "cadvisor", "clientSettings", "jobs", "security", "loadBalancing")
+        "nomad", "consulTemplate", "cadvisor", "clientSettings", "jobs", "security", "loadBalancing",
+        "docker")
 
 
 def _fix_set(key: str, example: str) -> str:
@@ -345,7 +361,22 @@ def load(raw: Mapping[str, str], stack: str, defaults: PinDefaults | None = None
                        install=_install(raw, defaults or (lambda source: {})),
                        client_settings=_client_settings(raw.get("clientSettings"), clients),
                        jobs=_jobs(raw.get("jobs")), security=_security(raw.get("security")),
-                       load_balancing=_load_balancing(raw.get("loadBalancing")))
+                       load_balancing=_load_balancing(raw.get("loadBalancing")),
+                       docker=_docker(raw.get("docker")))
+
+
+def _docker(raw: str | None) -> PackagePin:
+    """`docker: {version: V}`: the docker.io version the clients must have."""
+    if raw is None:
+        return DOCKER_PACKAGE
+    obj = _parse_object("docker", raw, "version", DOCKER_PACKAGE.version)
+    _check_keys("docker", obj, ("version",))
+    version = obj.get("version", DOCKER_PACKAGE.version)
+    if not isinstance(version, str) or not _DEBIAN_VERSION_RE.match(version):
+        raise ConfigError("docker.version", f"{version!r} is not a Debian package version "
+                          "(what `dpkg-query -W docker.io` prints on a client)",
+                          _fix_set_path("docker.version", DOCKER_PACKAGE.version))
+    return PackagePin(DOCKER_PACKAGE.package, version)
 
 
 def _load_balancing(raw: str | None) -> LoadBalancing:

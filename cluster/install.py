@@ -17,13 +17,17 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cluster.config import DEFAULT_MIRROR, BinaryPin, InstallSpec
+from cluster.config import DEFAULT_MIRROR, BinaryPin, InstallSpec, PackagePin
 from cluster.render import File, render_script
 from cluster.topology import Node, Role
 
 STAGING = "/var/lib/hashicluster/staging"
 MANIFESTS = "/var/lib/hashicluster/manifest"  # per product: what its install step put in place
 PENDING = "/var/lib/hashicluster/restart"  # one file per agent awaiting its roll
+# Debian's mark that a machine must reboot for a change to apply (a kernel update; a lab
+# machine given what containers need): a client's roll turn reboots it, drained first.
+REBOOT_REQUIRED = "/run/reboot-required"
+DRAINED_FOR_REBOOT = "/var/lib/hashicluster/drained-for-reboot"  # the roll drained it to reboot
 HEREDOC = "HASHICLUSTER_EOF"  # ends each file's text in an install script
 DRAIN_DEADLINE = "2m"  # then Nomad stops what is still running on a node being removed
 ROLL_TIMEOUT = 180  # seconds a rolled agent has to be healthy again
@@ -62,7 +66,8 @@ def nomad_url(address: str) -> str:
 
 @dataclass(frozen=True)
 class Agent:
-    """One service to install on one node: consul, nomad, consul-template, cadvisor, nginx.
+    """One service to install on one node: consul, nomad, consul-template, cadvisor, nginx,
+    docker.
     templates/steps/install-PRODUCT.sh.j2 says when it works."""
 
     product: str  # also the systemd unit's name
@@ -75,6 +80,10 @@ class Agent:
     health: str = ""  # nginx: the URL that answers once it works
     timeout: int = 120
     packages: tuple[str, ...] = ()  # Debian packages it needs
+    package_pins: tuple[PackagePin, ...] = ()  # of those, the ones whose version is pinned
+    # Cannot start until a reboot the machine asks for (REBOOT_REQUIRED): it is installed and
+    # enabled, and the reboot starts it (Docker on a lab machine just given its capabilities).
+    starts_at_reboot: bool = False
     secrets: tuple[str, ...] = ()  # files that come on stdin (see secrets_bundle), never in the text
     retired: tuple[str, ...] = ()  # secret files it may have had and must not have now
 
@@ -107,7 +116,9 @@ def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> 
         manifest_paths=[*([f"/usr/local/bin/{agent.product}"] if pin else []),
                         *(f.path for f in agent.files), *agent.secrets],
         staging=STAGING, pending=PENDING, heredoc=HEREDOC,
-        user=agent.user, data_dir=agent.data_dir, packages=agent.packages, files=agent.files,
+        starts_at_reboot=agent.starts_at_reboot, reboot_required=REBOOT_REQUIRED,
+        user=agent.user, data_dir=agent.data_dir, packages=agent.packages,
+        package_pins=agent.package_pins, files=agent.files,
         secrets=agent.secrets, retired=agent.retired, timeout=agent.timeout,
         address=agent.address, server=agent.server, health=agent.health,
         nomad_url=nomad_url(agent.address))
@@ -142,7 +153,16 @@ def roll_script(node: Node, server_count: int, defer_leader: bool = False,
         address=node.address, nomad_url=url, defer_leader=defer_leader and server,
         products=["consul", "nomad"] if node.role is not Role.LB else ["consul"],
         product_urls={"consul": "$CONSUL_HTTP_ADDR", "nomad": url},
-        raft_ports={"consul": 8300, "nomad": 4647}, pending=PENDING, timeout=timeout)
+        raft_ports={"consul": 8300, "nomad": 4647}, pending=PENDING, timeout=timeout,
+        reboots=node.role is Role.CLIENT, reboot_required=REBOOT_REQUIRED,
+        drained=DRAINED_FOR_REBOOT, drain_deadline=DRAIN_DEADLINE)
+
+
+def rejoin_script(node: Node, timeout: int = ROLL_TIMEOUT) -> str:
+    """After a client's roll turn: if the turn rebooted it, wait until it works again and make
+    it eligible for allocations."""
+    return render_script("rejoin.sh.j2", machine=node.name, nomad_url=nomad_url(node.address),
+                         drained=DRAINED_FOR_REBOOT, pending=PENDING, timeout=timeout)
 
 
 def consul_servers_gate(server_count: int, timeout: int = GATE_TIMEOUT) -> str:

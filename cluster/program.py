@@ -116,6 +116,7 @@ class Cluster:
             "cadvisor": {n.name: f"http://{n.address}:8080/" for n in self.nodes if n.role is Role.CLIENT},
             "consulVersion": self.spec.install.consul.version,
             "nomadVersion": self.spec.install.nomad.version,
+            "dockerVersion": self.spec.docker.version,
             # The certificate to trust for the UIs and APIs (`curl --cacert`, the browser).
             **({"caCertificate": self.ca_cert} if self.ca_cert is not None else {}),
             # `pulumi stack output --show-secrets nomadManagementToken`: [secret] everywhere else.

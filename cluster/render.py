@@ -269,6 +269,8 @@ FILES: tuple[FileRow, ...] = (
     # cAdvisor, on the clients: port 8080 on the node's address.
     _plain("cadvisor", f"{_UNITS}/cadvisor.service", _always,
            _from("systemd/cadvisor.service.j2", lambda c: {"node": c.node})),
+    # Docker, on the clients: the engine's settings (bounded container logs).
+    _plain("docker", "/etc/docker/daemon.json", _always, _from("docker/daemon.json.j2", lambda c: {})),
     # A balancer: nginx, and consul-template, which writes nginx's routes.
     _plain("nginx", "/etc/nginx/nginx.conf", _balancer, _from("lb/nginx.conf.j2", _balancer_ctx)),
     _plain("consul-template", f"{_TEMPLATE_DIR}/consul-template.hcl", _balancer,
@@ -360,6 +362,11 @@ def digest(files: list[File]) -> str:
 def cadvisor_files(spec: ClusterSpec, node: Node) -> list[File]:
     """cAdvisor's unit on a client: port 8080 on the node's address."""
     return plain_files(spec, "cadvisor", node, [])
+
+
+def docker_files(spec: ClusterSpec, node: Node) -> list[File]:
+    """Docker's settings on a client."""
+    return plain_files(spec, "docker", node, [])
 
 
 def loadbalancer_files(spec: ClusterSpec, node: Node, servers: list[Node]) -> tuple[list[File], list[File]]:

@@ -28,16 +28,20 @@ PACKAGES = (
     # the container engine of the clients (Debian's docker.io, with containerd and runc); it
     # runs only in machines made with `lab up --containers`
     "docker.io",
+    # the cluster's image registry (on the load balancer), and the DNS forwarder that sends
+    # *.consul names to the local Consul agent
+    "docker-registry", "dnsmasq",
 )
 # Units that only make sense with internet access (the lab has none).
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 # Units of PACKAGES that stay off unless the program turns them on (`systemctl enable --now`
 # on the machines that need them).
-DISABLED_UNITS = ("nginx.service", "docker.service", "docker.socket", "containerd.service")
+DISABLED_UNITS = ("nginx.service", "docker.service", "docker.socket", "containerd.service",
+                  "docker-registry.service", "dnsmasq.service")
 # Bumped when the way a base is prepared changes, so that bases made the old way are rebuilt
-# (3: Docker; 2: units turned off whatever the host has installed; 1 left nginx on where the
-# host had none).
-RECIPE_REVISION = 3
+# (4: the registry and dnsmasq; 3: Docker; 2: units turned off whatever the host has
+# installed; 1 left nginx on where the host had none).
+RECIPE_REVISION = 4
 SSHD_CONFIG = """\
 # Lab machines: root logs in with the lab key only; one host key type for every client.
 PermitRootLogin prohibit-password

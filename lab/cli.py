@@ -111,7 +111,8 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--containers", action="store_true",
                    help="let it run containers (Docker, Nomad's exec driver): CAP_NET_ADMIN, the "
                    "keyring system calls, /var/lib/docker on the host's filesystem, IP forwarding "
-                   "and writable cgroup controllers (fixed when the machine is made)")
+                   "and writable cgroup controllers (given or not to a running machine: applied at its next "
+                   "reboot, which /run/reboot-required inside it asks for)")
     u.add_argument("--suite", default=DEFAULT_SUITE, help="base suite (default: %(default)s)")
     u.add_argument("--mirror", help="Debian mirror, if the base must be built")
     u.add_argument("--timeout", type=_seconds, default=os.environ.get(UP_TIMEOUT_ENV) or "120",

@@ -8,14 +8,20 @@ systemd-nspawn runs depends on the host (lab.hostkind decides):
   systemd starts it again when the machine asks for a reboot (exit code 133).
 - otherwise: as
 
-      setsid -f sh -c LOOP hashicluster-lab-machine DIR systemd-nspawn ...
+      setsid -f sh -c LOOP hashicluster-lab-machine DIR
 
   in cgroups the lab makes (lab.cgroups): the shell loop starts systemd-nspawn again when
   the machine asks for a reboot and ends when the machine powers off or `down` stops it.
+
+Either way systemd-nspawn is started through templates/lab/boot-machine.sh, which reads its
+command line from DIR/nspawn.args at every start: a setting changed while the machine runs
+(`up --containers` on a machine made without) is written there, the machine is told that it
+needs a reboot (Debian's /run/reboot-required, inside it), and its next boot applies it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import os
@@ -44,11 +50,11 @@ from lab.names import (
 from lab.paths import Paths
 
 SUPERVISOR_TAG = "hashicluster-lab-machine"
-# $1 = machine dir, the rest = the systemd-nspawn command.
+# $1 = machine dir (the systemd-nspawn command is in its nspawn.args).
 SUPERVISOR_LOOP = """\
-dir=$1; shift
+dir=$1
 while :; do
-  "$@"
+  bash "$dir/boot-machine.sh" "$dir"
   rc=$?
   if [ "$rc" -ne 133 ] || [ -e "$dir/stop" ]; then exit "$rc"; fi
   echo "lab: the machine asked for a reboot; starting it again" >&2
@@ -70,6 +76,9 @@ CONTAINERS_SYSCTLS = {"net.ipv4.ip_forward": "1"}
 CGROUPS_RW_SCRIPT = Path(__file__).resolve().parent.parent / "templates" / "lab" / "cgroups-rw.sh"
 CGROUPS_RW_UNIT = CGROUPS_RW_SCRIPT.with_suffix(".service")
 CGROUPS_RW_NAME = "hashicluster-lab-cgroups-rw"
+BOOT_SCRIPT = CGROUPS_RW_SCRIPT.with_name("boot-machine.sh")
+# Inside a machine: Debian's mark that it must be rebooted for a change to apply.
+REBOOT_REQUIRED = Path("run/reboot-required")
 RECORD = "machine.json"
 PERSONALIZED = "personalized"
 STOP_TIMEOUT = 30.0
@@ -121,6 +130,16 @@ class MachineDirs:
     @property
     def stop_file(self) -> Path:
         return self.dir / "stop"
+
+    @property
+    def nspawn_args(self) -> Path:
+        """systemd-nspawn's command line, NUL-separated, read at every start."""
+        return self.dir / "nspawn.args"
+
+    @property
+    def boot_script(self) -> Path:
+        """The machine's copy of templates/lab/boot-machine.sh (a moved checkout still boots it)."""
+        return self.dir / BOOT_SCRIPT.name
 
     @property
     def docker(self) -> Path:
@@ -218,8 +237,9 @@ def _validate_new(paths: Paths, name: str, address: ipaddress.IPv4Address) -> No
                            f"{veth}", "pick a name that differs in its first six characters")
 
 
-def _check_same(rec: Record, address: str, prefix_len: int, hostname: str, containers: bool) -> None:
-    """An existing machine is only `up`-ed again with the settings it was created with."""
+def _check_same(rec: Record, address: str, prefix_len: int, hostname: str) -> None:
+    """An existing machine keeps its address and hostname (its containers setting may change:
+    see with_containers)."""
     want = (address, prefix_len, hostname)
     have = (rec.address, rec.prefix_len, rec.hostname)
     if want != have:
@@ -227,10 +247,14 @@ def _check_same(rec: Record, address: str, prefix_len: int, hostname: str, conta
             f"machine {rec.name!r} exists with address {rec.address}/{rec.prefix_len} and hostname "
             f"{rec.hostname!r}, not {address}/{prefix_len} and {hostname!r}",
             f"`python3 -m lab down {rec.name}` first, or `up` it with its existing settings")
-    if containers != rec.containers:
-        raise LabError(
-            f"machine {rec.name!r} exists {'with' if rec.containers else 'without'} --containers",
-            f"`python3 -m lab down {rec.name}` first, or `up` it with its existing settings")
+
+
+def with_containers(rec: Record, containers: bool, sysctls: dict[str, str]) -> Record:
+    """REC with its containers setting and the sysctls that go with it (SYSCTLS: those asked
+    for besides)."""
+    own = {k: v for k, v in rec.sysctls.items() if k not in CONTAINERS_SYSCTLS}
+    return dataclasses.replace(rec, containers=containers,
+                               sysctls={**(CONTAINERS_SYSCTLS if containers else {}), **own, **sysctls})
 
 
 def ensure_nspawn_tmpfs(paths: Paths) -> None:
@@ -259,8 +283,6 @@ def personalize(paths: Paths, rec: Record, root: Path) -> None:
     keys = ssh_dir / "authorized_keys"
     keys.write_text(sshkeys.public_key(paths) + "\n")
     keys.chmod(0o600)
-    if rec.containers:
-        install_cgroups_rw(root)
 
 
 def install_cgroups_rw(root: Path) -> None:
@@ -301,6 +323,33 @@ def nspawn_command(rec: Record, root: Path, register: bool) -> list[str]:
     return command
 
 
+def write_boot(rec: Record, d: MachineDirs, register: bool) -> bool:
+    """Put what the machine's next boot reads in place: the nspawn command line, the boot
+    script, and what running containers needs inside. True if the command line changed."""
+    if rec.containers:
+        d.docker.mkdir(mode=0o711, exist_ok=True)
+        install_cgroups_rw(d.root)
+    shutil.copyfile(BOOT_SCRIPT, d.boot_script)
+    args = "".join(a + "\0" for a in nspawn_command(rec, d.root, register)).encode()
+    if d.nspawn_args.is_file() and d.nspawn_args.read_bytes() == args:
+        return False
+    tmp = d.nspawn_args.with_name(d.nspawn_args.name + ".tmp")
+    tmp.write_bytes(args)
+    os.replace(tmp, d.nspawn_args)
+    return True
+
+
+def mark_reboot_required(name: str, root: Path, reason: str) -> None:
+    """Tell the running machine that it needs a reboot: Debian's /run/reboot-required, written
+    through the /proc root of its init (its /run is its own tmpfs, gone at the reboot)."""
+    inits = [p for n in nspawn_processes(root) for p in proc.processes() if p.ppid == n.pid]
+    if not inits:
+        raise LabError(f"{name} runs, but its init was not found", "`python3 -m lab status`")
+    mark = Path(f"/proc/{inits[0].pid}/root") / REBOOT_REQUIRED
+    mark.write_text(f"*** System restart required ({reason}) ***\n")
+    log.info(f"{name}: {reason}; it applies at the machine's next reboot (/{REBOOT_REQUIRED})")
+
+
 def start(paths: Paths, rec: Record) -> None:
     """Mount the overlay, (re)make the network and start the machine's restart loop."""
     d = dirs(paths, rec.name)
@@ -312,17 +361,16 @@ def start(paths: Paths, rec: Record) -> None:
     netns.create_machine_net(rec.name, ipaddress.IPv4Address(rec.address), rec.prefix_len,
                              rec.sysctls)
     d.stop_file.unlink(missing_ok=True)
-    if rec.containers:
-        d.docker.mkdir(mode=0o711, exist_ok=True)
     kind = hostkind.current()
-    nspawn = nspawn_command(rec, d.root, kind.registers_with_machined)
+    write_boot(rec, d, kind.registers_with_machined)
+    boot = ["bash", str(d.boot_script), str(d.dir)]
     with d.console.open("ab") as console:
         console.write(f"--- lab: starting {rec.name} at {time.ctime()} ({kind.manager})\n"
                       .encode())
     if kind.manager == hostkind.SYSTEMD:
-        units.start(rec.name, nspawn, d.console, STOP_TIMEOUT)
+        units.start(rec.name, boot, d.console, STOP_TIMEOUT)
     else:
-        start_in_own_cgroups(rec, d, nspawn)
+        start_in_own_cgroups(rec, d)
     deadline = time.monotonic() + 10
     while not nspawn_processes(d.root):
         if time.monotonic() > deadline:
@@ -331,12 +379,12 @@ def start(paths: Paths, rec: Record) -> None:
         time.sleep(0.05)
 
 
-def start_in_own_cgroups(rec: Record, d: MachineDirs, nspawn: list[str]) -> None:
+def start_in_own_cgroups(rec: Record, d: MachineDirs) -> None:
     """Start the restart loop, detached, in the machine's own cgroups (no systemd PID 1)."""
     cgroup_paths = cgroups.machine_cgroups(rec.name)
     with d.console.open("ab") as console:
         subprocess.run(
-            ["setsid", "-f", "sh", "-c", SUPERVISOR_LOOP, SUPERVISOR_TAG, str(d.dir), *nspawn],
+            ["setsid", "-f", "sh", "-c", SUPERVISOR_LOOP, SUPERVISOR_TAG, str(d.dir)],
             stdin=subprocess.DEVNULL, stdout=console, stderr=console, close_fds=True, check=True,
             preexec_fn=lambda: cgroups.join(cgroup_paths))
 
@@ -361,7 +409,10 @@ def _reserve(paths: Paths, name: str, addr: ipaddress.IPv4Address, prefix_len: i
     with global_lock(paths):
         rec = load(paths, name)
         if rec is not None:
-            _check_same(rec, str(addr), prefix_len, hostname, containers)
+            _check_same(rec, str(addr), prefix_len, hostname)
+            if rec.containers != containers:
+                rec = with_containers(rec, containers, sysctls)
+                save(paths, rec)
         else:
             _validate_new(paths, name, addr)
         base_dir = base.for_machine(paths, name, suite, rec.base if rec else None, mirror)
@@ -381,11 +432,16 @@ def _reserve(paths: Paths, name: str, addr: ipaddress.IPv4Address, prefix_len: i
 
 
 def _boot(paths: Paths, rec: Record) -> str:
-    """Start the machine unless it runs; record its host key; return the key's .pub line."""
+    """Start the machine unless it runs (a running one whose settings changed is told to
+    reboot); record its host key; return the key's .pub line."""
     d = dirs(paths, rec.name)
     with machine_lock(paths, rec.name):
         if is_running(paths, rec.name):
             log.info(f"{rec.name} is already running")
+            if write_boot(rec, d, hostkind.current().registers_with_machined):
+                for key, value in rec.sysctls.items():
+                    netns.sysctl(rec.netns, key, value)
+                mark_reboot_required(rec.name, d.root, "lab: its containers setting changed")
         else:
             stop(paths, rec.name, timeout=10)  # what a crashed earlier run may have left
             log.info(f"starting {rec.name} at {rec.address}")

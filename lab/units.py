@@ -40,8 +40,9 @@ def machine_of(unit: str) -> str | None:
     return None
 
 
-def run_command(name: str, nspawn: list[str], console: Path, stop_timeout: float) -> list[str]:
-    """The `systemd-run` command that starts NSPAWN as machine NAME's service."""
+def run_command(name: str, boot: list[str], console: Path, stop_timeout: float) -> list[str]:
+    """The `systemd-run` command that runs BOOT as machine NAME's service (BOOT execs
+    systemd-nspawn, which becomes the service's main process)."""
     properties = {
         "Type": "notify",  # nspawn says READY=1 once the machine's init runs
         "Delegate": "yes",
@@ -54,12 +55,12 @@ def run_command(name: str, nspawn: list[str], console: Path, stop_timeout: float
     }
     return ["systemd-run", f"--unit={unit_name(name)}", f"--slice={SLICE}", "--collect",
             "--quiet", f"--description=hashicluster lab machine {name}",
-            *(f"--property={key}={value}" for key, value in properties.items()), "--", *nspawn]
+            *(f"--property={key}={value}" for key, value in properties.items()), "--", *boot]
 
 
-def start(name: str, nspawn: list[str], console: Path, stop_timeout: float) -> None:
+def start(name: str, boot: list[str], console: Path, stop_timeout: float) -> None:
     """Start machine NAME's service; returns once systemd-nspawn runs the machine's init."""
-    proc.run(run_command(name, nspawn, console, stop_timeout), timeout=120,
+    proc.run(run_command(name, boot, console, stop_timeout), timeout=120,
              fix=f"read {console} and `journalctl -u {unit_name(name)}`")
 
 

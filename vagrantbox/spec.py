@@ -43,8 +43,17 @@ PACKAGES: tuple[str, ...] = (
     # the load balancer's reverse proxy, for sites whose machines cannot reach a Debian mirror;
     # installed but disabled (the cluster's nginx step configures and starts it where needed)
     "nginx",
+    # the clients' container engine (with containerd and runc), likewise installed but off
+    # until the cluster's docker step turns it on
+    "docker.io",
+    "iptables",
+    # the cluster's image registry (on the load balancer) and the DNS forwarder for *.consul
+    # names, likewise off until the cluster's steps configure them
+    "docker-registry",
+    "dnsmasq",
 )
-DISABLED_UNITS: tuple[str, ...] = ("nginx.service",)
+DISABLED_UNITS: tuple[str, ...] = ("nginx.service", "docker.service", "docker.socket", "containerd.service",
+                                   "docker-registry.service", "dnsmasq.service")
 
 _SIZE_RE = re.compile(r"^([1-9][0-9]*)G$")
 

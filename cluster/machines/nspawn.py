@@ -18,7 +18,7 @@ from pulumi_command import local, remote
 
 from cluster.machines import Machine, read_private_key
 from cluster.services.drift import MachinePower
-from cluster.topology import Node
+from cluster.topology import Node, Role
 
 LAB_NETNS = "hcl-lab"
 
@@ -52,12 +52,18 @@ class NspawnMachine(pulumi.ComponentResource):
     def __init__(self, node: Node, stack: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hashicluster:machines:NspawnMachine", node.name, None, opts)
         machine = f"{stack}-{node.name}"
-        up = f"python3 -m lab up {machine} --address {node.address}"
+        # Clients run containers (Docker, Nomad's exec driver): see `lab up --containers`.
+        containers = " --containers" if node.role is Role.CLIENT else ""
+        up = f"python3 -m lab up {machine} --address {node.address}{containers}"
+        # A machine is made once: its settings change later through its power resource, which
+        # runs the new `up` (a running machine applies them at its next reboot). Updating this
+        # resource instead would make its outputs unknown until it ran, and the preview would
+        # show every step that connects to the machine as replaced.
         self.lab = local.Command(
             f"{node.name}-lab",
             create=up,
             delete=f"python3 -m lab down {machine}",
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["create"]),
         )
         # A refresh that finds the machine stopped makes the next up boot it with its disk.
         self.power = MachinePower(f"{node.name}-power", kind="nspawn", machine=machine, boot=up,

@@ -68,6 +68,15 @@ def _cadvisor(spec: ClusterSpec, node: Node) -> install.Agent:
                          files=render.cadvisor_files(spec, node), address=node.address)
 
 
+def _docker(spec: ClusterSpec, node: Node) -> install.Agent:
+    """The container engine of a client: Debian's docker.io at the pinned version (the lab base
+    and the box carry it, its units off until this step turns them on)."""
+    return install.Agent(product="docker", pin=None, user="root", data_dir=None,
+                         files=render.docker_files(spec, node), address=node.address,
+                         packages=(spec.docker.package,), package_pins=(spec.docker,),
+                         starts_at_reboot=True)
+
+
 def _balancer(spec: ClusterSpec, node: Node, servers: list[Node]) -> tuple[install.Agent, install.Agent]:
     """The front balancer (on the LB) or, on a client in two-tier mode, its backend balancer."""
     if node.role is Role.CLIENT:
@@ -150,7 +159,7 @@ def machine_agents(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[i
     if node.role is not Role.LB:
         agents.append(_nomad_agent(spec, node, servers))
     if node.role is Role.CLIENT:
-        agents.append(_cadvisor(spec, node))
+        agents += [_docker(spec, node), _cadvisor(spec, node)]
     if node.role is Role.LB or (node.role is Role.CLIENT and spec.load_balancing == "two-tier"):
         agents += _balancer(spec, node, servers)
     return agents
@@ -177,6 +186,17 @@ def _roll(name: str, machine: Machine, server_count: int, staged: Sequence[remot
         name, connection=machine.connection, create=script, update=script,
         triggers=[s.triggers for s in staged],
         opts=pulumi.ResourceOptions(parent=machine.resource, depends_on=[*staged, *after]),
+    )
+
+
+def _rejoin(machine: Machine, staged: Sequence[remote.Command], after: remote.Command) -> remote.Command:
+    """After a client's roll turn (AFTER): if it rebooted the client, the client back in the
+    cluster before the next turn. It runs whenever the turn does."""
+    script = install.rejoin_script(machine.node)
+    return remote.Command(
+        f"{machine.node.name}-rejoin", connection=machine.connection, create=script, update=script,
+        triggers=[s.triggers for s in staged],
+        opts=pulumi.ResourceOptions(parent=machine.resource, depends_on=[after]),
     )
 
 
@@ -244,24 +264,28 @@ class MachineSteps:
     """One machine's install steps, and those of them its roll step restarts."""
 
     steps: list[remote.Command]
-    staged: list[remote.Command]  # its Consul and Nomad steps
+    staged: list[remote.Command]  # its Consul and Nomad steps (a client's: and Docker's)
 
 
 def client_tier(plan: MachinePlan, identity: pulumi.Resource, consul_ready: Sequence[pulumi.Resource],
                 nomad_ready: Sequence[pulumi.Resource]) -> MachineSteps:
     """The agents of the load balancer or of a client: Consul (after CONSUL_READY); on a
-    client, Nomad (after NOMAD_READY), cAdvisor and, in two-tier mode, its backend balancer."""
+    client, Docker, Nomad (after NOMAD_READY), cAdvisor and, in two-tier mode, its backend
+    balancer."""
     spec, node, servers = plan.spec, plan.machine.node, plan.servers
     consul = plan.step(_consul_agent(spec, node, servers), [identity, *consul_ready])
     if node.role is not Role.CLIENT:
         return MachineSteps([consul], [consul])
-    nomad = plan.step(_nomad_agent(spec, node, servers), [consul, *nomad_ready])
-    steps = [consul, nomad, plan.step(_cadvisor(spec, node), [identity])]
+    docker = plan.step(_docker(spec, node), [identity])
+    # Nomad after Docker: its docker driver is detected at start.
+    nomad = plan.step(_nomad_agent(spec, node, servers), [consul, docker, *nomad_ready])
+    steps = [consul, docker, nomad, plan.step(_cadvisor(spec, node), [identity])]
     if spec.load_balancing == "two-tier":
         nginx, consul_template = _balancer(spec, node, servers)
         nginx_step = plan.step(nginx, [consul])
         steps += [nginx_step, plan.step(consul_template, [nginx_step])]
-    return MachineSteps(steps, [consul, nomad])
+    # Docker's too: where it waits for a reboot, the roll turn reboots the machine.
+    return MachineSteps(steps, [consul, docker, nomad])
 
 
 def load_balancer(plan: MachinePlan, after: Sequence[pulumi.Resource]) -> list[remote.Command]:
@@ -274,8 +298,9 @@ def load_balancer(plan: MachinePlan, after: Sequence[pulumi.Resource]) -> list[r
 def rolling_restarts(servers: list[Machine], tier: ServerTier, others: Sequence[tuple[Machine, MachineSteps]]
                      ) -> tuple[list[remote.Command], list[remote.Command]]:
     """The chain of roll steps, one machine at a time: the servers (with several, a pass that
-    skips the leader, then the leader's pass), then the load balancer and the clients, each
-    turn after the one before. Returns (the servers' turns, the others' turns)."""
+    skips the leader, then the leader's pass), then the load balancer and the clients (each
+    client's turn followed by its rejoin step), each turn after the one before. Returns (the
+    servers' turns, the others' turns)."""
     count = len(servers)
     passes = [("roll", count > 1), *([("roll-leader", False)] if count > 1 else [])]
     server_turns = [(f"{m.node.name}-{suffix}", m, [consul, nomad], defer_leader)
@@ -286,6 +311,8 @@ def rolling_restarts(servers: list[Machine], tier: ServerTier, others: Sequence[
     for name, machine, staged, defer_leader in [*server_turns, *other_turns]:
         after: list[pulumi.Resource] = [rolls[-1]] if rolls else [tier.nomad_gate]
         rolls.append(_roll(name, machine, count, staged, after, defer_leader))
+        if machine.node.role is Role.CLIENT:
+            rolls.append(_rejoin(machine, staged, rolls[-1]))
     return rolls[:len(server_turns)], rolls[len(server_turns):]
 
 

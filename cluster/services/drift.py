@@ -92,7 +92,9 @@ def boot(props: Mapping[str, Any]) -> None:
 
 
 class MachinePowerProvider(dynamic.ResourceProvider):
-    """Whether a machine runs; a stopped one is booted by the next update."""
+    """Whether a machine runs; a stopped one is booted by the next update. A changed boot
+    command (the machine's settings) is run on a running machine too: the lab records the
+    settings, and a machine that must reboot to get them says so (/run/reboot-required)."""
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         return dynamic.CreateResult(str(props["name"]), {**props, "state": RUNNING})
@@ -111,7 +113,7 @@ class MachinePowerProvider(dynamic.ResourceProvider):
                 f"{news['name']} is gone: its disk and SSH host key went with it, and the program does "
                 "not make a machine anew behind the stack's back. Fix: `pulumi destroy` and `pulumi up` "
                 "(`./run down`, `./run up`) build the cluster again")
-        if state == STOPPED:
+        if state == STOPPED or olds.get("boot") != news.get("boot"):
             boot(news)
         return dynamic.UpdateResult({**news, "state": RUNNING})
 

@@ -29,5 +29,7 @@ def identity(machine: Machine, all_nodes: list[Node]) -> remote.Command:
         f"{node.name}-identity",
         connection=machine.connection,
         create=identity_script(node, all_nodes),
-        opts=pulumi.ResourceOptions(parent=machine.resource),
+        # After the machine's power: its settings are applied (or a reboot asked for) first.
+        opts=pulumi.ResourceOptions(parent=machine.resource,
+                                    depends_on=[machine.power] if machine.power else []),
     )

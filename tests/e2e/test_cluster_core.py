@@ -37,6 +37,21 @@ def test_nomad_has_a_leader_and_three_ready_clients(project: Project, cluster: d
         ("client1", "ready"), ("client2", "ready"), ("client3", "ready")]
 
 
+def test_every_client_has_docker_and_nomads_docker_and_exec_drivers(project: Project,
+                                                                    cluster: dict[str, Any]) -> None:
+    for i in (1, 2, 3):
+        client = f"client{i}"
+        info = json.loads(on_machine(project, client, "docker info --format '{{json .}}'"))
+        assert info["Driver"] == "overlay2" and info["ServerVersion"].startswith("20.10."), info
+        own_agent = f"NOMAD_ADDR=$NOMAD_SCHEME://10.210.9.3{i}:4646"  # -self asks the client's agent
+        node = json.loads(on_machine(project, client, f"{own_agent} nomad node status -self -verbose -json"))
+        drivers = {name: (d["Detected"], d["Healthy"]) for name, d in node["Drivers"].items()}
+        assert drivers["docker"] == (True, True), (client, node["Drivers"])
+        assert drivers["exec"] == (True, True), (client, node["Drivers"])
+    # The servers carry the package, off: containers run on the clients only.
+    assert on_server(project, "systemctl is-enabled docker || true").strip() == "disabled"
+
+
 def test_nomad_and_consul_are_integrated(project: Project, cluster: dict[str, Any]) -> None:
     services = json.loads(on_server(project, "api $CONSUL_HTTP_ADDR/v1/catalog/services"))
     assert "nomad" in services and "nomad-client" in services, services

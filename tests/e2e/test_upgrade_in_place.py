@@ -3,8 +3,7 @@
 A cluster brought up by an earlier commit (UPGRADE_FROM, stack `e2e-upgrade`, network
 10.210.6.0/24) is previewed with this working tree, the way a user reviews an upgrade
 (`python3 -m review run`): steps are updated in place, nothing is deleted, nothing but an
-upload is replaced, and the only resources created are of kinds the earlier cluster did not
-have (a new feature's).
+upload is replaced, and the only resources created are the new steps this upgrade adds.
 Then `pulumi up` applies it while fib is under load through the load balancer: no request may
 fail, only scripts and triggers changed, and the next preview is empty.
 """
@@ -18,16 +17,16 @@ from typing import Any
 
 import pytest
 
-from review.summary import CREATED, DELETED, REPLACED, UPDATED, split_urn, summarize
+from review.summary import CREATED, DELETED, REPLACED, UPDATED, summarize
 
 from .conftest import ROOT, Project, lab_machines, pulumi_env, run
 from .load import load
 
 pytestmark = pytest.mark.e2e
 
-# The program users may be running: the last commit before the drift resources (power, state)
-# and the status tokens. Move it forward when a release's stacks are the ones to upgrade from.
-UPGRADE_FROM = "75da6ec"
+# The program users may be running: the last commit before Docker on the clients. Move it
+# forward when a release's stacks are the ones to upgrade from.
+UPGRADE_FROM = "c9e4131"
 STACK = "e2e-upgrade"
 NETWORK = "10.210.6.0/24"
 LB = "10.210.6.20"
@@ -38,9 +37,14 @@ SCRIPT_INPUTS = {"create", "update", "delete", "triggers"}
 # unknown, and shown as changing, wherever a step they come from will update. The up shows
 # that they kept their values.
 FROM_UPDATED_STEPS = {"stdin"}
-# Inputs that this upgrade changes on purpose, beyond scripts and triggers: the read-only
-# status token joins the secrets consul-acl gets on stdin.
-NEW_INPUTS = {"consul-acl": {"stdin"}}
+CLIENTS = ("client1", "client2", "client3")
+# Inputs that this upgrade changes on purpose, beyond scripts and triggers: a client's machine
+# is booted with what containers need (the command its power resource boots it with), and its
+# drift state watches Docker.
+NEW_INPUTS = {**{f"{c}-power": {"boot"} for c in CLIENTS}, **{f"{c}-state": {"products"} for c in CLIENTS}}
+# The steps this upgrade adds: Docker on each client, and the step that brings a client back
+# after the reboot its roll turn gives it (its machine must reboot to run containers).
+NEW_STEPS = {f"{c}-{step}" for c in CLIENTS for step in ("docker", "rejoin")}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,7 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project
 
 
 def test_the_preview_of_an_upgrade_updates_only_changed_scripts(upgraded: tuple[Project, Path]) -> None:
-    head, out = upgraded
+    _, out = upgraded
     preview = json.loads((out / "preview.json").read_text())
     summary = summarize(preview)
     assert summary.errors == 0 and not summary.unknown_ops, summary
@@ -79,16 +83,12 @@ def test_the_preview_of_an_upgrade_updates_only_changed_scripts(upgraded: tuple[
     replaced = [name for c in summary.machines.values() for name in c.get(REPLACED, [])]
     assert all(name.endswith("-upload") for name in replaced), replaced
     assert totals[UPDATED] > 0, "the working tree changes no script: the test shows nothing"
-    kinds_before = {resource_type(urn) for urn in inputs_by_resource(head)}
-    created = {resource_type(step["urn"]) for step in preview["steps"] if step["op"] == "create"}
-    assert not created & kinds_before, f"created again: {created & kinds_before}"
+    created = {step["urn"].rsplit("::", 1)[-1] for step in preview["steps"] if step["op"] == "create"}
+    assert created == NEW_STEPS, created
     inputs = {name: set(keys) for name, keys in summary.keys.items()}
-    assert all(keys <= SCRIPT_INPUTS | FROM_UPDATED_STEPS for keys in inputs.values()), inputs
+    assert all(keys <= SCRIPT_INPUTS | FROM_UPDATED_STEPS | NEW_INPUTS.get(name, set())
+               for name, keys in inputs.items()), inputs
     assert any(keys & SCRIPT_INPUTS for keys in inputs.values()), inputs
-
-
-def resource_type(urn: str) -> str:
-    return split_urn(urn)[1].rsplit("$", 1)[-1]
 
 
 Inputs = dict[str, dict[str, Any]]  # URN -> the resource's inputs

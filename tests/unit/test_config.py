@@ -95,6 +95,9 @@ def test_defaults() -> None:
          "hashicluster:clientSettings.client1.meta", "string values"),
         ("clientSettings", '{"client1": {"class": "x"}}',
          "hashicluster:clientSettings.client1.class", "unknown setting"),
+        ("docker", '{"version": "twenty"}', "hashicluster:docker.version", "not a Debian package version"),
+        ("docker", '{"package": "docker-ce"}', "hashicluster:docker.package", "unknown setting"),
+        ("docker", "20.10", "hashicluster:docker", "expected an object"),
     ],
 )
 def test_bad_value_names_key_and_fix(key: str, value: str, key_in_error: str, words: str) -> None:
@@ -106,6 +109,13 @@ def test_bad_value_names_key_and_fix(key: str, value: str, key_in_error: str, wo
     assert message.startswith(key_in_error + ":"), message
     assert words in message
     assert "Fix: " in message
+
+
+def test_docker_is_pinned_to_debian_12s_package_unless_the_stack_says_otherwise() -> None:
+    default = cfg.load(dict(LAB_STACK), "s", fake_pins).docker
+    assert default == cfg.PackagePin("docker.io", "20.10.24+dfsg1-1+deb12u1+b6")
+    trixie = cfg.load({**LAB_STACK, "docker": '{"version": "26.1.5+dfsg1-9+b9"}'}, "s", fake_pins)
+    assert trixie.docker == cfg.PackagePin("docker.io", "26.1.5+dfsg1-9+b9")
 
 
 def test_missing_machines_is_an_error() -> None:

@@ -169,6 +169,19 @@ def test_a_machine_found_stopped_is_booted_by_the_next_update(monkeypatch: pytes
     assert again == up and provider.diff("lab-client1", again, props).changes is False
 
 
+def test_new_settings_of_a_running_machine_are_applied_by_its_new_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    booted: list[str] = []
+    monkeypatch.setattr(providers, "boot", lambda props: booted.append(props["boot"]))  # a fake lab
+    provider = providers.MachinePowerProvider()
+    old = {"kind": "nspawn", "name": "lab-client1", "dir": "", "boot": "python3 -m lab up lab-client1"}
+    new = {**old, "boot": "python3 -m lab up lab-client1 --containers"}
+    running = {**old, "state": "running"}
+    assert provider.diff("lab-client1", running, old).changes is False
+    assert provider.diff("lab-client1", running, new).changes is True
+    up = provider.update("lab-client1", running, new).outs
+    assert up is not None and up["state"] == "running" and booted == [new["boot"]]
+
+
 def test_a_machine_found_gone_fails_the_update_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(providers, "power_state", lambda props: "gone")  # a fake lab
     provider = providers.MachinePowerProvider()

@@ -44,9 +44,11 @@ def test_lab_stack_graph(key_file: Path) -> None:
     agents |= {f"{n}-nomad" for n in NODES if n != "frontend-lb"}
     agents |= {f"{n}-nomad-upload" for n in NODES if n != "frontend-lb"}
     agents |= {f"client{i}-cadvisor" for i in (1, 2, 3)} | {f"client{i}-cadvisor-upload" for i in (1, 2, 3)}
+    agents |= {f"client{i}-docker" for i in (1, 2, 3)}  # from the machines' packages: no upload
     agents |= {"frontend-lb-nginx", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}
     gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready", "consul-acl", "nomad-acl"}
     rolls = {f"{n}-roll" for n in NODES}  # one server: no leader pass
+    rolls |= {f"client{i}-rejoin" for i in (1, 2, 3)}  # a client back after a reboot in its turn
     secrets = {"cluster-secrets", "consul-status-token"} | {f"{n}-credentials" for n in NODES}
     drift = {f"{n}-power" for n in NODES} | {f"{n}-state" for n in NODES}
     assert graph.names() == expected | agents | gates | rolls | secrets | drift | {"job-fib"}
@@ -69,7 +71,7 @@ def test_drift_is_wired_from_power_to_machine_and_from_state_to_the_steps(key_fi
         assert graph.depends_on(f"{node}-consul", f"{node}-state")
     assert graph.depends_on("client2-cadvisor-upload", "client2-state")
     assert not graph.depends_on("client1-consul", "client2-state")
-    assert graph.inputs("client1-state")["products"] == ["consul", "nomad", "cadvisor"]
+    assert graph.inputs("client1-state")["products"] == ["consul", "nomad", "docker", "cadvisor"]
     assert graph.inputs("frontend-lb-state")["products"] == ["consul", "nginx", "consul-template"]
     # The install step leaves the manifest the probe checks: its binary and files by sha256.
     script = graph.inputs("client1-nomad")["create"]
@@ -80,7 +82,7 @@ def test_drift_is_wired_from_power_to_machine_and_from_state_to_the_steps(key_fi
 def test_lab_commands_name_stack_machine_and_address(key_file: Path) -> None:
     graph = lab(key_file)
     machine = graph.inputs("client2-lab")
-    assert machine["create"] == "python3 -m lab up unit-client2 --address 10.210.1.32"
+    assert machine["create"] == "python3 -m lab up unit-client2 --address 10.210.1.32 --containers"
     assert machine["delete"] == "python3 -m lab down unit-client2"
     script = graph.inputs("client2-identity")["create"]
     assert "want=client2.demo" in script
@@ -175,7 +177,7 @@ def test_one_client_setting_changes_only_that_clients_steps(key_file: Path) -> N
     before = lab(key_file)
     changed = dict(LAB_STACK, clientSettings='{"client2": {"meta": {"rack": "r2"}}}')
     after = lab(key_file, changed)
-    assert before.changed(after) == {"client2-nomad", "client2-roll"}
+    assert before.changed(after) == {"client2-nomad", "client2-roll", "client2-rejoin"}
     assert 'rack = "r2"' in after.inputs("client2-nomad")["create"]
     assert before.inputs("client2-nomad")["triggers"] != after.inputs("client2-nomad")["triggers"]
 
@@ -186,7 +188,8 @@ def test_a_new_version_changes_every_step_of_that_product_only(key_file: Path) -
     differ = before.changed(after)
     nomad_nodes = ["root-server", "client1", "client2", "client3"]
     assert differ == ({f"{n}-nomad" for n in nomad_nodes} | {f"{n}-nomad-upload" for n in nomad_nodes}
-                      | {f"{n}-roll" for n in nomad_nodes} | {"nomad-servers-ready"})
+                      | {f"{n}-roll" for n in nomad_nodes} | {"nomad-servers-ready"}
+                      | {f"{n}-rejoin" for n in nomad_nodes if n != "root-server"})
 
 
 def test_consul_and_nomad_changes_are_staged_for_the_roll(key_file: Path) -> None:
@@ -207,10 +210,10 @@ def test_rolling_restarts_go_one_machine_at_a_time_servers_first(key_file: Path)
     graph = lab(key_file, dict(LAB_STACK, servers="3", clients="2"))
     servers = ["root-server", "server2", "server3"]
     chain = ([f"{s}-roll" for s in servers] + [f"{s}-roll-leader" for s in servers]
-             + ["frontend-lb-roll", "client1-roll", "client2-roll"])
+             + ["frontend-lb-roll", "client1-roll", "client1-rejoin", "client2-roll", "client2-rejoin"])
     for earlier, later in itertools.pairwise(chain):
         assert graph.depends_on(later, earlier), (later, earlier)
-    for roll in chain:
+    for roll in [turn for turn in chain if not turn.endswith("-rejoin")]:
         node = roll.removesuffix("-leader").removesuffix("-roll")
         assert graph.parent_name(roll) == node
         assert graph.depends_on(roll, f"{node}-consul")
@@ -222,11 +225,18 @@ def test_rolling_restarts_go_one_machine_at_a_time_servers_first(key_file: Path)
     assert "'\"10.210.1.11:8300\"' ]; then" in first and "restarted in the leader pass" in first
     assert "restarted in the leader pass" not in leader
     # A roll runs again when an install step of its machine changes: its triggers are theirs.
-    assert graph.inputs("client1-roll")["triggers"] == [graph.inputs("client1-consul")["triggers"],
-                                                         graph.inputs("client1-nomad")["triggers"]]
+    staged = [graph.inputs(f"client1-{p}")["triggers"] for p in ("consul", "docker", "nomad")]
+    assert graph.inputs("client1-roll")["triggers"] == staged
+    # A client that asks for a reboot gets it in its turn, drained first; its rejoin step waits
+    # until it is back, then makes it eligible again.
+    turn, rejoin = graph.inputs("client1-roll")["update"], graph.inputs("client1-rejoin")["update"]
+    assert turn.index("nomad node drain -self -enable") < turn.index("systemctl reboot")
+    assert "/run/reboot-required" not in graph.inputs("frontend-lb-roll")["update"]
+    assert graph.inputs("client1-rejoin")["triggers"] == staged
+    assert "nomad node drain -self -disable" in rejoin
     # Clients install while the servers roll; the cluster is ready after the last turn.
     assert not graph.depends_on("client1-consul", "server3-roll-leader")
-    assert graph.depends_on("cluster-ready", "client2-roll")
+    assert graph.depends_on("cluster-ready", "client2-rejoin")
 
 
 def test_removing_a_machine_takes_it_out_of_the_cluster_first(key_file: Path) -> None:
@@ -366,3 +376,13 @@ def test_two_tier_puts_a_backend_balancer_on_every_client(key_file: Path) -> Non
     assert 'range service "hashicluster-backend|passing"' in front
     one_tier = lab(key_file)
     assert "client1-nginx" not in one_tier.names()
+
+
+def test_docker_comes_before_nomad_on_every_client_and_only_there(key_file: Path) -> None:
+    graph = lab(key_file)
+    for i in (1, 2, 3):
+        assert graph.depends_on(f"client{i}-nomad", f"client{i}-docker")
+        assert "--containers" in graph.inputs(f"client{i}-lab")["create"]
+    assert "--containers" not in graph.inputs("root-server-lab")["create"]
+    assert "--containers" not in graph.inputs("frontend-lb-lab")["create"]
+    assert not any(name.startswith(("root-server-docker", "frontend-lb-docker")) for name in graph.names())

@@ -11,6 +11,17 @@ client {
   }
 }
 
+# Docker (installed before Nomad on every client): containers unprivileged, no host paths
+# mounted into them.
+plugin "docker" {
+  config {
+    allow_privileged = false
+    volumes {
+      enabled = false
+    }
+  }
+}
+
 plugin "raw_exec" {
   config {
     enabled = true

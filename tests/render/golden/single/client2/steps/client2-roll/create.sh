@@ -112,6 +112,20 @@ consul_healthy() { has_leader "$CONSUL_HTTP_ADDR" && checks_passing "$checks"; }
 consul_state() { consul members; local_checks; journalctl -u consul -n 20 --no-pager; }
 nomad_healthy() { nomad_node_ready "$NOMAD_SCHEME://10.210.1.32:4646" && checks_passing "$checks"; }
 nomad_state() { NOMAD_ADDR=$NOMAD_SCHEME://10.210.1.32:4646 nomad node status -self; local_checks; journalctl -u nomad -n 20 --no-pager; }
+# A client that asks for a reboot (/run/reboot-required: a kernel update, or a lab machine
+# given what containers need) gets it here instead of restarts: drained first (its allocations
+# move to the other clients), marked in /var/lib/hashicluster/drained-for-reboot, its SSH server stopped so that the next
+# step (client2-rejoin) reaches it only once it is back; that step waits until it works
+# and makes it eligible again.
+if [ -e /run/reboot-required ]; then
+  echo "$(stamp) client2: needs a reboot ($(head -n 1 /run/reboot-required)); draining it"
+  mkdir -p "$(dirname /var/lib/hashicluster/drained-for-reboot)" && touch /var/lib/hashicluster/drained-for-reboot
+  NOMAD_ADDR=$NOMAD_SCHEME://10.210.1.32:4646 nomad node drain -self -enable -yes -deadline 2m
+  systemctl stop sshd.service
+  systemd-run --quiet --on-active=1 systemctl reboot
+  echo "$(stamp) client2: drained; rebooting"
+  exit 0
+fi
 restarted=0
 if [ -e /var/lib/hashicluster/restart/consul ]; then
 echo "$(stamp) client2: restarting consul"
