@@ -77,7 +77,8 @@ class Agent:
     data_dir: str | None
     address: str = ""  # the node's address (where its APIs answer)
     server: bool = False  # a Consul or Nomad server
-    health: str = ""  # nginx: the URL that answers once it works
+    health: str = ""  # nginx, the registry: the URL that answers once it works
+    health_ca: str = ""  # the CA file that verifies HEALTH (https)
     timeout: int = 120
     packages: tuple[str, ...] = ()  # Debian packages it needs
     package_pins: tuple[PackagePin, ...] = ()  # of those, the ones whose version is pinned
@@ -120,7 +121,7 @@ def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> 
         user=agent.user, data_dir=agent.data_dir, packages=agent.packages,
         package_pins=agent.package_pins, files=agent.files,
         secrets=agent.secrets, retired=agent.retired, timeout=agent.timeout,
-        address=agent.address, server=agent.server, health=agent.health,
+        address=agent.address, server=agent.server, health=agent.health, health_ca=agent.health_ca,
         nomad_url=nomad_url(agent.address))
 
 

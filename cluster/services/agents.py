@@ -28,7 +28,7 @@ from cluster.config import BACKEND_PORT, BinaryPin, ClusterSpec
 from cluster.machines import Machine
 from cluster.services import acl
 from cluster.services.drift import AgentState
-from cluster.topology import Node, Role
+from cluster.topology import REGISTRY_PORT, Node, Role
 
 ROLLED = ("consul", "nomad")  # restarted by the roll steps, one machine at a time
 
@@ -70,11 +70,22 @@ def _cadvisor(spec: ClusterSpec, node: Node) -> install.Agent:
 
 def _docker(spec: ClusterSpec, node: Node) -> install.Agent:
     """The container engine of a client: Debian's docker.io at the pinned version (the lab base
-    and the box carry it, its units off until this step turns them on)."""
-    return install.Agent(product="docker", pin=None, user="root", data_dir=None,
-                         files=render.docker_files(spec, node), address=node.address,
-                         packages=(spec.docker.package,), package_pins=(spec.docker,),
-                         starts_at_reboot=True)
+    and the box carry it, its units off until this step turns them on); with TLS it trusts the
+    cluster's CA (the registry's certificate)."""
+    return _with_secret_files(spec, install.Agent(
+        product="docker", pin=None, user="root", data_dir=None, files=render.docker_files(spec, node),
+        address=node.address, packages=(spec.docker.package,), package_pins=(spec.docker,),
+        starts_at_reboot=True), node)
+
+
+def _registry(spec: ClusterSpec, node: Node) -> install.Agent:
+    """The cluster's image registry on the load balancer (Debian's docker-registry): the
+    clients pull the images the program builds from it; TLS with the machine's certificate."""
+    scheme, ca = ("https", f"{render.REGISTRY_TLS}/ca.pem") if spec.security.tls else ("http", "")
+    return _with_secret_files(spec, install.Agent(
+        product="docker-registry", pin=None, user="docker-registry", data_dir=None,
+        files=render.registry_files(spec, node), address=node.address, packages=("docker-registry",),
+        health=f"{scheme}://{node.address}:{REGISTRY_PORT}/v2/", health_ca=ca), node)
 
 
 def _balancer(spec: ClusterSpec, node: Node, servers: list[Node]) -> tuple[install.Agent, install.Agent]:
@@ -153,13 +164,16 @@ class MachinePlan:
 
 
 def machine_agents(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[install.Agent]:
-    """Every agent NODE runs: Consul; Nomad on servers and clients; cAdvisor on clients; the
-    balancer (nginx, consul-template) on the load balancer and, in two-tier mode, the clients."""
+    """Every agent NODE runs: Consul; Nomad on servers and clients; Docker and cAdvisor on
+    clients; the registry and the balancer (nginx, consul-template) on the load balancer, and
+    in two-tier mode a balancer on each client."""
     agents = [_consul_agent(spec, node, servers)]
     if node.role is not Role.LB:
         agents.append(_nomad_agent(spec, node, servers))
     if node.role is Role.CLIENT:
         agents += [_docker(spec, node), _cadvisor(spec, node)]
+    if node.role is Role.LB:
+        agents.append(_registry(spec, node))
     if node.role is Role.LB or (node.role is Role.CLIENT and spec.load_balancing == "two-tier"):
         agents += _balancer(spec, node, servers)
     return agents
@@ -274,8 +288,8 @@ def client_tier(plan: MachinePlan, identity: pulumi.Resource, consul_ready: Sequ
     balancer."""
     spec, node, servers = plan.spec, plan.machine.node, plan.servers
     consul = plan.step(_consul_agent(spec, node, servers), [identity, *consul_ready])
-    if node.role is not Role.CLIENT:
-        return MachineSteps([consul], [consul])
+    if node.role is Role.LB:
+        return MachineSteps([consul, plan.step(_registry(spec, node), [identity])], [consul])
     docker = plan.step(_docker(spec, node), [identity])
     # Nomad after Docker: its docker driver is detected at start.
     nomad = plan.step(_nomad_agent(spec, node, servers), [consul, docker, *nomad_ready])

@@ -46,6 +46,7 @@ def test_lab_stack_graph(key_file: Path) -> None:
     agents |= {f"client{i}-cadvisor" for i in (1, 2, 3)} | {f"client{i}-cadvisor-upload" for i in (1, 2, 3)}
     agents |= {f"client{i}-docker" for i in (1, 2, 3)}  # from the machines' packages: no upload
     agents |= {"frontend-lb-nginx", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}
+    agents |= {"frontend-lb-docker-registry"}  # the cluster's image registry
     gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready", "consul-acl", "nomad-acl"}
     rolls = {f"{n}-roll" for n in NODES}  # one server: no leader pass
     rolls |= {f"client{i}-rejoin" for i in (1, 2, 3)}  # a client back after a reboot in its turn
@@ -72,7 +73,7 @@ def test_drift_is_wired_from_power_to_machine_and_from_state_to_the_steps(key_fi
     assert graph.depends_on("client2-cadvisor-upload", "client2-state")
     assert not graph.depends_on("client1-consul", "client2-state")
     assert graph.inputs("client1-state")["products"] == ["consul", "nomad", "docker", "cadvisor"]
-    assert graph.inputs("frontend-lb-state")["products"] == ["consul", "nginx", "consul-template"]
+    assert graph.inputs("frontend-lb-state")["products"] == ["consul", "docker-registry", "nginx", "consul-template"]
     # The install step leaves the manifest the probe checks: its binary and files by sha256.
     script = graph.inputs("client1-nomad")["create"]
     assert "/var/lib/hashicluster/manifest/nomad.sha256" in script
@@ -385,4 +386,5 @@ def test_docker_comes_before_nomad_on_every_client_and_only_there(key_file: Path
         assert "--containers" in graph.inputs(f"client{i}-lab")["create"]
     assert "--containers" not in graph.inputs("root-server-lab")["create"]
     assert "--containers" not in graph.inputs("frontend-lb-lab")["create"]
-    assert not any(name.startswith(("root-server-docker", "frontend-lb-docker")) for name in graph.names())
+    engines = {name for name in graph.names() if name.endswith("-docker")}
+    assert engines == {"client1-docker", "client2-docker", "client3-docker"}
