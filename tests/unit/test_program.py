@@ -73,7 +73,8 @@ def test_drift_is_wired_from_power_to_machine_and_from_state_to_the_steps(key_fi
     assert graph.depends_on("client2-cadvisor-upload", "client2-state")
     assert not graph.depends_on("client1-consul", "client2-state")
     assert graph.inputs("client1-state")["products"] == ["consul", "nomad", "docker", "cadvisor"]
-    assert graph.inputs("frontend-lb-state")["products"] == ["consul", "docker-registry", "nginx", "consul-template"]
+    assert graph.inputs("frontend-lb-state")["products"] == ["consul", "docker-registry", "nginx",
+                                                            "consul-template"]
     # The install step leaves the manifest the probe checks: its binary and files by sha256.
     script = graph.inputs("client1-nomad")["create"]
     assert "/var/lib/hashicluster/manifest/nomad.sha256" in script
