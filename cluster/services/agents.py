@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 from pulumi_command import remote
@@ -279,6 +279,7 @@ class MachineSteps:
 
     steps: list[remote.Command]
     staged: list[remote.Command]  # its Consul and Nomad steps (a client's: and Docker's)
+    registry: remote.Command | None = None  # the load balancer's: the image registry's step
 
 
 def client_tier(plan: MachinePlan, identity: pulumi.Resource, consul_ready: Sequence[pulumi.Resource],
@@ -289,7 +290,8 @@ def client_tier(plan: MachinePlan, identity: pulumi.Resource, consul_ready: Sequ
     spec, node, servers = plan.spec, plan.machine.node, plan.servers
     consul = plan.step(_consul_agent(spec, node, servers), [identity, *consul_ready])
     if node.role is Role.LB:
-        return MachineSteps([consul, plan.step(_registry(spec, node), [identity])], [consul])
+        registry = plan.step(_registry(spec, node), [identity])
+        return MachineSteps([consul, registry], [consul], registry)
     docker = plan.step(_docker(spec, node), [identity])
     # Nomad after Docker: its docker driver is detected at start.
     nomad = plan.step(_nomad_agent(spec, node, servers), [consul, docker, *nomad_ready])
@@ -309,12 +311,21 @@ def load_balancer(plan: MachinePlan, after: Sequence[pulumi.Resource]) -> list[r
     return [nginx_step, plan.step(consul_template, [nginx_step])]
 
 
+@dataclass(frozen=True)
+class Rolls:
+    """The roll chain: the servers' turns, the others' (the clients' rejoin steps among them),
+    and each client's rejoin step by node name (after it, the client runs what it installed)."""
+
+    servers: list[remote.Command]
+    others: list[remote.Command]
+    rejoined: dict[str, remote.Command]
+
+
 def rolling_restarts(servers: list[Machine], tier: ServerTier, others: Sequence[tuple[Machine, MachineSteps]]
-                     ) -> tuple[list[remote.Command], list[remote.Command]]:
+                     ) -> Rolls:
     """The chain of roll steps, one machine at a time: the servers (with several, a pass that
     skips the leader, then the leader's pass), then the load balancer and the clients (each
-    client's turn followed by its rejoin step), each turn after the one before. Returns (the
-    servers' turns, the others' turns)."""
+    client's turn followed by its rejoin step), each turn after the one before."""
     count = len(servers)
     passes = [("roll", count > 1), *([("roll-leader", False)] if count > 1 else [])]
     server_turns = [(f"{m.node.name}-{suffix}", m, [consul, nomad], defer_leader)
@@ -322,12 +333,14 @@ def rolling_restarts(servers: list[Machine], tier: ServerTier, others: Sequence[
                     for m, consul, nomad in zip(servers, tier.consul, tier.nomad, strict=True)]
     other_turns = [(f"{m.node.name}-roll", m, steps.staged, False) for m, steps in others]
     rolls: list[remote.Command] = []
+    rejoined: dict[str, remote.Command] = {}
     for name, machine, staged, defer_leader in [*server_turns, *other_turns]:
         after: list[pulumi.Resource] = [rolls[-1]] if rolls else [tier.nomad_gate]
         rolls.append(_roll(name, machine, count, staged, after, defer_leader))
         if machine.node.role is Role.CLIENT:
-            rolls.append(_rejoin(machine, staged, rolls[-1]))
-    return rolls[:len(server_turns)], rolls[len(server_turns):]
+            rejoined[machine.node.name] = _rejoin(machine, staged, rolls[-1])
+            rolls.append(rejoined[machine.node.name])
+    return Rolls(rolls[:len(server_turns)], rolls[len(server_turns):], rejoined)
 
 
 @dataclass
@@ -338,6 +351,9 @@ class Agents:
     steps: list[pulumi.CustomResource]
     nomad_jobs_token: pulumi.Output[str] | None = None
     nomad_status_token: pulumi.Output[str] | None = None
+    # What an image build on the first client waits for: that client back from its roll turn
+    # (its Docker runs), and the registry.
+    images_after: list[pulumi.Resource] = field(default_factory=list)
 
 
 def _client_secrets(node: Node, secrets: Mapping[str, Secrets], tier: ServerTier) -> Secrets:
@@ -369,7 +385,8 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
     installed = [(m, client_tier(other_plans[m.node.name], identity[m.node.name], tier.consul_ready,
                                  tier.nomad_ready))
                  for m in others]
-    server_rolls, other_rolls = rolling_restarts(servers, tier, installed)
+    rolls = rolling_restarts(servers, tier, installed)
+    server_rolls, other_rolls = rolls.servers, rolls.others
     # Clients install while the servers roll; the cluster is ready after the last turn.
     client_steps = [s for _, done in installed for s in done.steps]
     nomad_clients = sum(1 for m in machines if m.node.role is Role.CLIENT)
@@ -384,4 +401,7 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
                  for step in load_balancer(other_plans[m.node.name], [cluster_gate])]
     states = [p.state for p in [*server_plans.values(), *other_plans.values()]]
     steps = [*tier.steps, *server_rolls, *client_steps, *other_rolls, cluster_gate, *balancers]
-    return Agents([*states, *steps], tier.nomad_jobs_token, tier.nomad_status_token)
+    builder = next(m.node.name for m in others if m.node.role is Role.CLIENT)
+    registry = [done.registry for _, done in installed if done.registry is not None]
+    return Agents([*states, *steps], tier.nomad_jobs_token, tier.nomad_status_token,
+                  images_after=[rolls.rejoined[builder], *registry])

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
+import io
 import itertools
+import shutil
+import tarfile
 from pathlib import Path
 
 import pulumi
 import pytest
 
-from cluster import program
+from cluster import config as cfg
+from cluster import images, program
 from cluster.machines import nspawn
 
 from .conftest import LAB_STACK, fake_binaries, fake_pins
@@ -47,6 +51,7 @@ def test_lab_stack_graph(key_file: Path) -> None:
     agents |= {f"client{i}-docker" for i in (1, 2, 3)}  # from the machines' packages: no upload
     agents |= {"frontend-lb-nginx", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}
     agents |= {"frontend-lb-docker-registry"}  # the cluster's image registry
+    agents |= {"fib-image"}  # fib's image, built from jobs/fib/ on client1
     gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready", "consul-acl", "nomad-acl"}
     rolls = {f"{n}-roll" for n in NODES}  # one server: no leader pass
     rolls |= {f"client{i}-rejoin" for i in (1, 2, 3)}  # a client back after a reboot in its turn
@@ -389,3 +394,39 @@ def test_docker_comes_before_nomad_on_every_client_and_only_there(key_file: Path
     assert "--containers" not in graph.inputs("frontend-lb-lab")["create"]
     engines = {name for name in graph.names() if name.endswith("-docker")}
     assert engines == {"client1-docker", "client2-docker", "client3-docker"}
+
+
+def test_fibs_image_is_built_on_the_first_client_and_named_by_the_job(key_file: Path) -> None:
+    graph = lab(key_file)
+    assert graph.parent_name("fib-image") == "client1"
+    # after client1 runs Docker (back from its roll turn) and the registry works
+    assert graph.depends_on("fib-image", "client1-rejoin")
+    assert graph.depends_on("fib-image", "frontend-lb-docker-registry")
+    assert graph.depends_on("job-fib", "fib-image")
+    image = graph.inputs("job-fib")["variables"]["image"]
+    assert image.startswith("frontend.lb.demo:5000/fib:") and image != "frontend.lb.demo:5000/fib:latest"
+    step = graph.inputs("fib-image")
+    fib = images.job_image(cfg.load(LAB_STACK, "unit", fake_pins), "fib")
+    assert fib is not None and step["triggers"] == [fib.digest]
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(step["stdin"]))) as context:
+        assert sorted(context.getnames()) == ["Dockerfile", "fib.py"]
+    assert f"--tag {image} " in step["create"]
+
+
+def test_a_change_in_fibs_directory_changes_its_image_and_its_job_only(
+        key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = lab(key_file)
+    jobs_dir = tmp_path / "jobs"
+    shutil.copytree(cfg.JOBS_DIR, jobs_dir)
+    (jobs_dir / "fib" / "fib.py").write_text((jobs_dir / "fib" / "fib.py").read_text() + "# changed\n")
+    monkeypatch.setattr(cfg, "JOBS_DIR", jobs_dir)
+    monkeypatch.setattr(images, "JOBS_DIR", jobs_dir)
+    after = lab(key_file)
+    assert before.changed(after) == {"fib-image", "job-fib"}
+    assert before.inputs("job-fib")["variables"] != after.inputs("job-fib")["variables"]
+
+
+def test_the_raw_exec_variant_of_fib_runs_no_image(key_file: Path) -> None:
+    graph = lab(key_file, dict(LAB_STACK, jobs='["fib-raw-exec"]'))
+    assert "fib-image" not in graph.names()
+    assert graph.inputs("job-fib-raw-exec")["variables"] == {}
