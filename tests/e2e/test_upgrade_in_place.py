@@ -39,12 +39,17 @@ SCRIPT_INPUTS = {"create", "update", "delete", "triggers"}
 FROM_UPDATED_STEPS = {"stdin"}
 CLIENTS = ("client1", "client2", "client3")
 # Inputs that this upgrade changes on purpose, beyond scripts and triggers: a client's machine
-# is booted with what containers need (the command its power resource boots it with), and its
-# drift state watches Docker.
-NEW_INPUTS = {**{f"{c}-power": {"boot"} for c in CLIENTS}, **{f"{c}-state": {"products"} for c in CLIENTS}}
-# The steps this upgrade adds: Docker on each client, and the step that brings a client back
-# after the reboot its roll turn gives it (its machine must reboot to run containers).
-NEW_STEPS = {f"{c}-{step}" for c in CLIENTS for step in ("docker", "rejoin")}
+# is booted with what containers need (the command its power resource boots it with); the
+# drift state of the clients watches Docker, the load balancer's the registry; fib's job runs
+# the image the program built (its file and its `image` variable).
+NEW_INPUTS = {**{f"{c}-power": {"boot"} for c in CLIENTS},
+              **{f"{m}-state": {"products"} for m in (*CLIENTS, "frontend-lb")},
+              "job-fib": {"hcl", "variables"}}
+# The steps this upgrade adds: Docker on each client, the step that brings a client back after
+# the reboot its roll turn gives it (its machine must reboot to run containers), the registry
+# on the load balancer and the build of fib's image.
+NEW_STEPS = {*(f"{c}-{step}" for c in CLIENTS for step in ("docker", "rejoin")),
+             "frontend-lb-docker-registry", "fib-image"}
 
 
 @pytest.fixture(scope="module")
