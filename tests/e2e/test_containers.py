@@ -1,0 +1,75 @@
+"""fib in containers on the shared cluster: its image built from jobs/fib/ and pushed to the
+cluster's registry on the load balancer, three containers of it on the clients, answers through
+the load balancer; and a change to jobs/fib/fib.py is the image step and the job in the
+preview, rolled out by `pulumi up` with no failed request."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from .conftest import Project, on_machine
+from .load import load
+
+pytestmark = pytest.mark.e2e
+
+LB = "10.210.9.20"
+CLIENTS = ("client1", "client2", "client3")
+REGISTRY = "frontend.lb.demo:5000"
+
+
+def fib_containers(project: Project) -> dict[str, list[dict[str, Any]]]:
+    """Per client, its running containers of job fib (docker ps, one JSON object a line)."""
+    found = {}
+    for client in CLIENTS:
+        lines = on_machine(project, client, "docker ps --filter label=com.hashicorp.nomad.job_name=fib "
+                                            "--format '{{json .}}'").splitlines()
+        found[client] = [json.loads(line) for line in lines if line.strip()]
+    return found
+
+
+def test_fib_runs_as_containers_of_the_image_in_the_clusters_registry(project: Project,
+                                                                      cluster: dict[str, Any]) -> None:
+    image = cluster["images"]["fib"]
+    assert cluster["registry"] == REGISTRY and image.startswith(f"{REGISTRY}/fib:")
+    # The registry (TLS, the cluster's CA among the client's trusted ones) holds the build.
+    tags = json.loads(on_machine(project, "client2", f"curl -sf https://{REGISTRY}/v2/fib/tags/list"))
+    assert sorted(tags["tags"]) == sorted([image.rsplit(":", 1)[1], "latest"]), tags
+    running = fib_containers(project)
+    assert sum(len(c) for c in running.values()) == 3, running
+    assert len([client for client, found in running.items() if found]) >= 2, running
+    assert {c["Image"] for found in running.values() for c in found} == {image}
+    labels = next(c["Labels"] for found in running.values() for c in found)
+    assert "com.hashicorp.nomad.task_name=fib" in labels, labels
+    answer = json.loads(project.lab("exec", "--", "curl", "-sf", "-m", "5", f"http://{LB}/fib/90").stdout)
+    assert answer["fib"] == 2880067194370816120, answer
+
+
+def test_a_change_to_fib_py_builds_a_new_image_and_rolls_it_out(project: Project,
+                                                               cluster: dict[str, Any]) -> None:
+    source = project.path / "jobs" / "fib" / "fib.py"
+    original = source.read_text()
+    before = cluster["images"]["fib"]
+    try:
+        marked = original.replace('USAGE = f"GET', 'USAGE = f"(new build) GET', 1)
+        assert marked != original
+        source.write_text(marked)
+        steps = json.loads(project.pulumi("preview", "--diff", "--json").stdout)["steps"]
+        changed = {s["urn"].rsplit("::", 1)[1]: s["op"] for s in steps if s["op"] != "same"}
+        assert changed == {"fib-image": "update", "job-fib": "update"}, changed
+        with load(project, LB) as result:
+            project.timed("fib.py changed: pulumi up", "up", "--yes", "--skip-preview")
+        print(f"new fib image rolled out under load: {result}")
+        assert result.failed == 0 and result.during > 0, result
+        after = project.outputs()["images"]["fib"]
+        assert after != before
+        running = fib_containers(project)
+        assert {c["Image"] for found in running.values() for c in found} == {after}, running
+        usage = json.loads(project.lab("exec", "--", "curl", "-sf", "-m", "5", f"http://{LB}/fib/").stdout)
+        assert usage["usage"].startswith("(new build) GET"), usage
+    finally:
+        source.write_text(original)
+    project.timed("fib.py back: pulumi up", "up", "--yes", "--skip-preview")
+    assert project.outputs()["images"]["fib"] == before
