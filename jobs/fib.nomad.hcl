@@ -74,6 +74,8 @@ job "fib" {
       config {
         image = var.image
         ports = ["http"]
+        # The client's host name, so that fib's answers name the machine (as without containers).
+        hostname = "${attr.unique.hostname}"
       }
 
       kill_timeout = "5s"

@@ -45,6 +45,7 @@ def test_fib_runs_as_containers_of_the_image_in_the_clusters_registry(project: P
     assert "com.hashicorp.nomad.task_name=fib" in labels, labels
     answer = json.loads(project.lab("exec", "--", "curl", "-sf", "-m", "5", f"http://{LB}/fib/90").stdout)
     assert answer["fib"] == 2880067194370816120, answer
+    assert answer["host"] in {f"{client}.demo" for client in CLIENTS}, answer  # the container's
 
 
 def test_a_change_to_fib_py_builds_a_new_image_and_rolls_it_out(project: Project,

@@ -296,7 +296,8 @@ def test_fib_jobs_as_nomad_reads_them(path: Path) -> None:
         assert task["Templates"][0]["EmbeddedTmpl"] == FIB_PY.read_text()
     else:  # the image's tag is the program's to set; by hand, the registry's latest
         assert task["Driver"] == "docker"
-        assert task["Config"] == {"image": "frontend.lb.demo:5000/fib:latest", "ports": ["http"]}
+        assert task["Config"] == {"image": "frontend.lb.demo:5000/fib:latest", "ports": ["http"],
+                                  "hostname": "${attr.unique.hostname}"}
         assert group["Networks"][0]["DynamicPorts"][0]["To"] == 8080
 
 
