@@ -42,9 +42,10 @@ SCRIPT_INPUTS = {"create", "update", "delete", "triggers"}
 # that they kept their values.
 FROM_UPDATED_STEPS = {"stdin"}
 # Inputs that this upgrade changes on purpose, beyond scripts and triggers: the load balancer's
-# drift state watches the registry; fib's job runs the image the program built (its file and
-# its `image` variable).
-NEW_INPUTS = {"frontend-lb-state": {"products"}, "job-fib": {"hcl", "variables"}}
+# drift state watches the registry; the clients' Docker gets the cluster's CA (a secret file,
+# on its stdin); fib's job runs the image the program built (its file and its `image` variable).
+NEW_INPUTS = {"frontend-lb-state": {"products"}, "job-fib": {"hcl", "variables"},
+              **{f"client{i}-docker": {"stdin"} for i in (1, 2, 3)}}
 # The steps this upgrade adds: the registry on the load balancer and the build of fib's image.
 NEW_STEPS = {"frontend-lb-docker-registry", "fib-image"}
 
