@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cluster.config import DEFAULT_MIRROR, BinaryPin, InstallSpec, PackagePin
-from cluster.render import File, render_script
+from cluster.render import DNS_UPSTREAM, File, render_script
 from cluster.topology import Node, Role
 
 STAGING = "/var/lib/hashicluster/staging"
@@ -117,7 +117,7 @@ def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> 
         manifest_paths=[*([f"/usr/local/bin/{agent.product}"] if pin else []),
                         *(f.path for f in agent.files), *agent.secrets],
         staging=STAGING, pending=PENDING, heredoc=HEREDOC,
-        starts_at_reboot=agent.starts_at_reboot, reboot_required=REBOOT_REQUIRED,
+        starts_at_reboot=agent.starts_at_reboot, reboot_required=REBOOT_REQUIRED, upstream=DNS_UPSTREAM,
         user=agent.user, data_dir=agent.data_dir, packages=agent.packages,
         package_pins=agent.package_pins, files=agent.files,
         secrets=agent.secrets, retired=agent.retired, timeout=agent.timeout,
@@ -125,8 +125,9 @@ def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> 
         nomad_url=nomad_url(agent.address))
 
 
-# Products whose removal takes them out of the cluster first (a leave, a drain).
-_LEAVES = ("consul", "nomad")
+# Products whose removal does something first: Consul and Nomad leave the cluster (a leave, a
+# drain), dnsmasq gives the machine its resolvers back.
+_LEAVES = ("consul", "nomad", "dnsmasq")
 
 
 def uninstall_script(agent: Agent, servers: Sequence[Node] = ()) -> str:
@@ -138,7 +139,7 @@ def uninstall_script(agent: Agent, servers: Sequence[Node] = ()) -> str:
                          manifest=manifest_path(agent.product),
                          pending=PENDING, nomad_url=nomad_url(agent.address),
                          server_urls=[nomad_url(s.address) for s in servers],
-                         drain_deadline=DRAIN_DEADLINE)
+                         drain_deadline=DRAIN_DEADLINE, upstream=DNS_UPSTREAM)
 
 
 def roll_script(node: Node, server_count: int, defer_leader: bool = False,

@@ -58,6 +58,7 @@ def make_secrets(spec: cfg.ClusterSpec, machines: list[Machine]) -> dict[str, di
     shared = {name: getattr(made, name) for name in CLUSTER_OUTPUTS}
     if spec.security.acl:
         shared["consul_status_token"] = TokenSecret("consul-status-token").secret
+        shared["consul_dns_token"] = TokenSecret("consul-dns-token").secret
     values = {}
     for m in machines:
         node = m.node

@@ -250,6 +250,7 @@ REGISTRY_TLS = f"{_REGISTRY_DIR}/tls"
 # The cluster's CA among the machine's trusted ones (Docker trusts the registry's certificate
 # through it; `update-ca-certificates` adds it).
 CLUSTER_CA = "/usr/local/share/ca-certificates/hashicluster-ca.crt"
+DNS_UPSTREAM = "/var/lib/hashicluster/resolv.conf.upstream"  # the resolvers a machine had before dnsmasq
 
 
 def _lb(spec: ClusterSpec, node: Node) -> bool:
@@ -257,7 +258,11 @@ def _lb(spec: ClusterSpec, node: Node) -> bool:
 
 
 def _docker_ctx(c: FileContext) -> dict[str, Any]:
-    return {"registry": registry(c.spec), "tls": c.spec.security.tls}
+    return {"registry": registry(c.spec), "tls": c.spec.security.tls, "dns": c.node.address}
+
+
+def _dnsmasq_ctx(c: FileContext) -> dict[str, Any]:
+    return {"node": c.node, "upstream": DNS_UPSTREAM, "containers": c.node.role is Role.CLIENT}
 
 
 def _registry_ctx(c: FileContext) -> dict[str, Any]:
@@ -290,6 +295,9 @@ FILES: tuple[FileRow, ...] = (
     # Docker, on the clients: the engine's settings (bounded container logs; the registry when
     # it is plain HTTP).
     _plain("docker", "/etc/docker/daemon.json", _always, _from("docker/daemon.json.j2", _docker_ctx)),
+    # The DNS forwarder, on every node: *.consul from the local Consul agent.
+    _plain("dnsmasq", "/etc/dnsmasq.d/hashicluster.conf", _always,
+           _from("dns/dnsmasq.conf.j2", _dnsmasq_ctx)),
     # The cluster's image registry, on the load balancer.
     _plain("docker-registry", f"{_REGISTRY_DIR}/config.yml", _lb,
            _from("registry/config.yml.j2", _registry_ctx)),
@@ -386,6 +394,11 @@ def digest(files: list[File]) -> str:
 def cadvisor_files(spec: ClusterSpec, node: Node) -> list[File]:
     """cAdvisor's unit on a client: port 8080 on the node's address."""
     return plain_files(spec, "cadvisor", node, [])
+
+
+def dnsmasq_files(spec: ClusterSpec, node: Node) -> list[File]:
+    """The DNS forwarder's settings on a node."""
+    return plain_files(spec, "dnsmasq", node, [])
 
 
 def registry_files(spec: ClusterSpec, node: Node) -> list[File]:

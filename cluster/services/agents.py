@@ -78,6 +78,13 @@ def _docker(spec: ClusterSpec, node: Node) -> install.Agent:
         starts_at_reboot=True), node)
 
 
+def _dnsmasq(spec: ClusterSpec, node: Node) -> install.Agent:
+    """The machine's DNS forwarder (Debian's dnsmasq): <service>.service.consul for the machine
+    and, on a client, its containers."""
+    return install.Agent(product="dnsmasq", pin=None, user="root", data_dir=None,
+                         files=render.dnsmasq_files(spec, node), address=node.address, packages=("dnsmasq",))
+
+
 def _registry(spec: ClusterSpec, node: Node) -> install.Agent:
     """The cluster's image registry on the load balancer (Debian's docker-registry): the
     clients pull the images the program builds from it; TLS with the machine's certificate."""
@@ -164,10 +171,10 @@ class MachinePlan:
 
 
 def machine_agents(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[install.Agent]:
-    """Every agent NODE runs: Consul; Nomad on servers and clients; Docker and cAdvisor on
-    clients; the registry and the balancer (nginx, consul-template) on the load balancer, and
+    """Every agent NODE runs: Consul and the DNS forwarder; Nomad on servers and clients; Docker
+    and cAdvisor on clients; the registry and the balancer (nginx, consul-template) on the load balancer, and
     in two-tier mode a balancer on each client."""
-    agents = [_consul_agent(spec, node, servers)]
+    agents = [_consul_agent(spec, node, servers), _dnsmasq(spec, node)]
     if node.role is not Role.LB:
         agents.append(_nomad_agent(spec, node, servers))
     if node.role is Role.CLIENT:
@@ -284,18 +291,19 @@ class MachineSteps:
 
 def client_tier(plan: MachinePlan, identity: pulumi.Resource, consul_ready: Sequence[pulumi.Resource],
                 nomad_ready: Sequence[pulumi.Resource]) -> MachineSteps:
-    """The agents of the load balancer or of a client: Consul (after CONSUL_READY); on a
-    client, Docker, Nomad (after NOMAD_READY), cAdvisor and, in two-tier mode, its backend
-    balancer."""
+    """The agents of the load balancer or of a client: Consul (after CONSUL_READY) and the DNS
+    forwarder; on the load balancer, the registry; on a client, Docker, Nomad (after
+    NOMAD_READY), cAdvisor and, in two-tier mode, its backend balancer."""
     spec, node, servers = plan.spec, plan.machine.node, plan.servers
     consul = plan.step(_consul_agent(spec, node, servers), [identity, *consul_ready])
+    dns = plan.step(_dnsmasq(spec, node), [consul])
     if node.role is Role.LB:
         registry = plan.step(_registry(spec, node), [identity])
-        return MachineSteps([consul, registry], [consul], registry)
+        return MachineSteps([consul, dns, registry], [consul], registry)
     docker = plan.step(_docker(spec, node), [identity])
     # Nomad after Docker: its docker driver is detected at start.
     nomad = plan.step(_nomad_agent(spec, node, servers), [consul, docker, *nomad_ready])
-    steps = [consul, docker, nomad, plan.step(_cadvisor(spec, node), [identity])]
+    steps = [consul, dns, docker, nomad, plan.step(_cadvisor(spec, node), [identity])]
     if spec.load_balancing == "two-tier":
         nginx, consul_template = _balancer(spec, node, servers)
         nginx_step = plan.step(nginx, [consul])
@@ -387,20 +395,23 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
                  for m in others]
     rolls = rolling_restarts(servers, tier, installed)
     server_rolls, other_rolls = rolls.servers, rolls.others
+    # Each server's DNS forwarder once Consul's ACLs are written (its default token answers).
+    server_dns = [server_plans[m.node.name].step(_dnsmasq(spec, m.node), [consul, *tier.consul_ready])
+                  for m, consul in zip(servers, tier.consul, strict=True)]
     # Clients install while the servers roll; the cluster is ready after the last turn.
     client_steps = [s for _, done in installed for s in done.steps]
     nomad_clients = sum(1 for m in machines if m.node.role is Role.CLIENT)
     cluster_gate = _gate(
         "cluster-ready", servers[0],
         install.cluster_gate(servers[0].node, len(servers), len(others), nomad_clients),
-        [*client_steps, *other_rolls],
+        [*server_dns, *client_steps, *other_rolls],
         # Only the shape of the cluster: a change on one client re-runs that client's steps
         # (each waits for its own agent to work), not this gate.
         [len(servers), len(others), nomad_clients])
     balancers = [step for m in others if m.node.role is Role.LB
                  for step in load_balancer(other_plans[m.node.name], [cluster_gate])]
     states = [p.state for p in [*server_plans.values(), *other_plans.values()]]
-    steps = [*tier.steps, *server_rolls, *client_steps, *other_rolls, cluster_gate, *balancers]
+    steps = [*tier.steps, *server_dns, *server_rolls, *client_steps, *other_rolls, cluster_gate, *balancers]
     builder = next(m.node.name for m in others if m.node.role is Role.CLIENT)
     registry = [done.registry for _, done in installed if done.registry is not None]
     return Agents([*states, *steps], tier.nomad_jobs_token, tier.nomad_status_token,

@@ -52,10 +52,11 @@ def test_lab_stack_graph(key_file: Path) -> None:
     agents |= {"frontend-lb-nginx", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}
     agents |= {"frontend-lb-docker-registry"}  # the cluster's image registry
     agents |= {"fib-image"}  # fib's image, built from jobs/fib/ on client1
+    agents |= {f"{n}-dnsmasq" for n in NODES}  # the DNS forwarder: *.consul for machines and containers
     gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready", "consul-acl", "nomad-acl"}
     rolls = {f"{n}-roll" for n in NODES}  # one server: no leader pass
     rolls |= {f"client{i}-rejoin" for i in (1, 2, 3)}  # a client back after a reboot in its turn
-    secrets = {"cluster-secrets", "consul-status-token"} | {f"{n}-credentials" for n in NODES}
+    secrets = {"cluster-secrets", "consul-status-token", "consul-dns-token"} | {f"{n}-credentials" for n in NODES}
     drift = {f"{n}-power" for n in NODES} | {f"{n}-state" for n in NODES}
     assert graph.names() == expected | agents | gates | rolls | secrets | drift | {"job-fib"}
     # A machine's key and certificate belong to it (the review summary lists them there).
@@ -77,8 +78,8 @@ def test_drift_is_wired_from_power_to_machine_and_from_state_to_the_steps(key_fi
         assert graph.depends_on(f"{node}-consul", f"{node}-state")
     assert graph.depends_on("client2-cadvisor-upload", "client2-state")
     assert not graph.depends_on("client1-consul", "client2-state")
-    assert graph.inputs("client1-state")["products"] == ["consul", "nomad", "docker", "cadvisor"]
-    assert graph.inputs("frontend-lb-state")["products"] == ["consul", "docker-registry", "nginx",
+    assert graph.inputs("client1-state")["products"] == ["consul", "dnsmasq", "nomad", "docker", "cadvisor"]
+    assert graph.inputs("frontend-lb-state")["products"] == ["consul", "dnsmasq", "docker-registry", "nginx",
                                                             "consul-template"]
     # The install step leaves the manifest the probe checks: its binary and files by sha256.
     script = graph.inputs("client1-nomad")["create"]
@@ -341,8 +342,11 @@ def test_acl_steps_hand_each_user_its_own_token(key_file: Path) -> None:
     consul = graph.inputs("consul-acl")
     lines = dict(line.split(" ", 1) for line in consul["stdin"].splitlines())
     assert set(lines) == {"root", "frontend", "client1", "client2", "client3", "nomad", "consul-template",
-                          "status"}
+                          "status", "dns"}
     assert lines["status"] == "MOCK-SECRET-consul_status_token"
+    # the DNS token: every agent's default token (what a DNS query is answered with)
+    assert lines["dns"] == "MOCK-SECRET-consul_dns_token"
+    assert "policy hashicluster-dns " in consul["create"]
     assert lines["client1"] == "MOCK-SECRET-consul_agent_token-of-client1-credentials"
     assert "MOCK-SECRET" not in consul["create"]
     assert "policy hashicluster-node-client1 " in consul["create"]
@@ -430,3 +434,18 @@ def test_the_raw_exec_variant_of_fib_runs_no_image(key_file: Path) -> None:
     graph = lab(key_file, dict(LAB_STACK, jobs='["fib-raw-exec"]'))
     assert "fib-image" not in graph.names()
     assert graph.inputs("job-fib-raw-exec")["variables"] == {}
+
+
+def test_every_machine_forwards_consul_names_and_clients_containers_use_it(key_file: Path) -> None:
+    graph = lab(key_file)
+    for node in NODES:
+        step = graph.inputs(f"{node}-dnsmasq")["create"]
+        assert "server=/consul/127.0.0.1#8600" in step
+        # after the machine's Consul (which, on any but a server, is after Consul's ACLs)
+        assert graph.depends_on(f"{node}-dnsmasq", f"{node}-consul")
+        assert graph.depends_on("cluster-ready", f"{node}-dnsmasq")
+    assert graph.depends_on("root-server-dnsmasq", "consul-acl")  # the DNS token exists
+    assert graph.depends_on("client1-consul", "consul-acl")
+    assert "listen-address=127.0.0.1,10.210.1.31" in graph.inputs("client1-dnsmasq")["create"]
+    assert "listen-address=127.0.0.1\n" in graph.inputs("root-server-dnsmasq")["create"]
+    assert '"dns": ["10.210.1.31"]' in graph.inputs("client1-docker")["create"]

@@ -104,6 +104,7 @@ tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
 
   "insecure-registries": ["frontend.lb.demo:5000"],
 
+  "dns": ["10.210.1.33"],
   "live-restore": true,
   "log-driver": "json-file",
   "log-opts": {"max-size": "10m", "max-file": "3"}

@@ -102,6 +102,7 @@ have=$(dpkg-query -W -f='${Version}' docker.io)
 tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
 {
 
+  "dns": ["10.210.1.31"],
   "live-restore": true,
   "log-driver": "json-file",
   "log-opts": {"max-size": "10m", "max-file": "3"}
