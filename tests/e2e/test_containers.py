@@ -16,7 +16,8 @@ from .load import load
 pytestmark = pytest.mark.e2e
 
 LB = "10.210.9.20"
-CLIENTS = ("client1", "client2", "client3")
+ADDRESSES = {"client1": "10.210.9.31", "client2": "10.210.9.32", "client3": "10.210.9.33"}
+CLIENTS = tuple(ADDRESSES)
 REGISTRY = "frontend.lb.demo:5000"
 
 
@@ -46,6 +47,20 @@ def test_fib_runs_as_containers_of_the_image_in_the_clusters_registry(project: P
     answer = json.loads(project.lab("exec", "--", "curl", "-sf", "-m", "5", f"http://{LB}/fib/90").stdout)
     assert answer["fib"] == 2880067194370816120, answer
     assert answer["host"] in {f"{client}.demo" for client in CLIENTS}, answer  # the container's
+
+
+def test_fib_service_consul_resolves_on_the_machines_and_in_a_container(project: Project,
+                                                                       cluster: dict[str, Any]) -> None:
+    for machine in ("root-server", "frontend-lb", "client1"):
+        lines = on_machine(project, machine, "getent ahostsv4 fib.service.consul").splitlines()
+        assert lines and {line.split()[0] for line in lines} <= set(ADDRESSES.values()), (machine, lines)
+    # A container of fib's own image asks its client's forwarder (Docker's dns setting).
+    lookup = ("import json, socket; print(json.dumps(sorted({a[4][0] for a in "
+              "socket.getaddrinfo('fib.service.consul', 80)})))")
+    found = json.loads(on_machine(project, "client2", f"docker run --rm --entrypoint /usr/bin/python3 "
+                                                      f"{cluster['images']['fib']} -c \"{lookup}\""))
+    running = {client for client, containers in fib_containers(project).items() if containers}
+    assert set(found) == {ADDRESSES[client] for client in running}, (found, running)
 
 
 def test_a_change_to_fib_py_builds_a_new_image_and_rolls_it_out(project: Project,

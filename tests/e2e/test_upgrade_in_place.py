@@ -41,13 +41,21 @@ SCRIPT_INPUTS = {"create", "update", "delete", "triggers"}
 # unknown, and shown as changing, wherever a step they come from will update. The up shows
 # that they kept their values.
 FROM_UPDATED_STEPS = {"stdin"}
-# Inputs that this upgrade changes on purpose, beyond scripts and triggers: the load balancer's
-# drift state watches the registry; the clients' Docker gets the cluster's CA (a secret file,
-# on its stdin); fib's job runs the image the program built (its file and its `image` variable).
-NEW_INPUTS = {"frontend-lb-state": {"products"}, "job-fib": {"hcl", "variables"},
-              **{f"client{i}-docker": {"stdin"} for i in (1, 2, 3)}}
-# The steps this upgrade adds: the registry on the load balancer and the build of fib's image.
-NEW_STEPS = {"frontend-lb-docker-registry", "fib-image"}
+MACHINES = ("root-server", "frontend-lb", "client1", "client2", "client3")
+CLIENTS = MACHINES[2:]
+# Inputs that this upgrade changes on purpose, beyond scripts and triggers: each machine's
+# drift state watches its DNS forwarder (the load balancer's the registry too); each Consul
+# agent gets the DNS token as its default (its acl.hcl, a secret file on its step's stdin), and
+# consul-acl writes that token; the clients' Docker gets the cluster's CA (on its stdin); fib's
+# job runs the image the program built (its file and its `image` variable).
+NEW_INPUTS = {**{f"{m}-state": {"products"} for m in MACHINES},
+              **{f"{m}-consul": {"stdin"} for m in MACHINES},
+              **{f"{c}-docker": {"stdin"} for c in CLIENTS},
+              "consul-acl": {"stdin"}, "job-fib": {"hcl", "variables"}}
+# The steps this upgrade adds: each machine's DNS forwarder and the DNS token's secret, the
+# registry on the load balancer and the build of fib's image.
+NEW_STEPS = {*(f"{m}-dnsmasq" for m in MACHINES), "consul-dns-token", "frontend-lb-docker-registry",
+             "fib-image"}
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,8 @@ def test_lab_stack_graph(key_file: Path) -> None:
     gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready", "consul-acl", "nomad-acl"}
     rolls = {f"{n}-roll" for n in NODES}  # one server: no leader pass
     rolls |= {f"client{i}-rejoin" for i in (1, 2, 3)}  # a client back after a reboot in its turn
-    secrets = {"cluster-secrets", "consul-status-token", "consul-dns-token"} | {f"{n}-credentials" for n in NODES}
+    secrets = {"cluster-secrets", "consul-status-token", "consul-dns-token"}
+    secrets |= {f"{n}-credentials" for n in NODES}
     drift = {f"{n}-power" for n in NODES} | {f"{n}-state" for n in NODES}
     assert graph.names() == expected | agents | gates | rolls | secrets | drift | {"job-fib"}
     # A machine's key and certificate belong to it (the review summary lists them there).
