@@ -89,3 +89,17 @@ def test_a_change_to_fib_py_builds_a_new_image_and_rolls_it_out(project: Project
         source.write_text(original)
     project.timed("fib.py back: pulumi up", "up", "--yes", "--skip-preview")
     assert project.outputs()["images"]["fib"] == before
+
+
+def test_cadvisor_lists_fibs_containers_with_their_task_and_usage(project: Project,
+                                                                  cluster: dict[str, Any]) -> None:
+    for client, containers in fib_containers(project).items():
+        listed = json.loads(on_machine(project, client, f"curl -sf http://{ADDRESSES[client]}:8080/api/v1.3/docker"))
+        tasks = {info["aliases"][0]: info["spec"]["labels"].get("com.hashicorp.nomad.task_name")
+                 for info in listed.values()}
+        assert tasks == {c["Names"]: "fib" for c in containers}, (client, tasks, containers)
+        for info in listed.values():
+            assert info["spec"]["memory"]["limit"] == 64 * 1024 * 1024
+            assert info["stats"] and info["stats"][-1]["memory"]["usage"] > 0
+        page = on_machine(project, client, f"curl -sf http://{ADDRESSES[client]}:8080/")
+        assert all(c["Names"] in page for c in containers), page
