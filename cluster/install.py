@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cluster.config import DEFAULT_MIRROR, BinaryPin, InstallSpec, PackagePin
-from cluster.render import DNS_UPSTREAM, File, render_script
+from cluster.render import DNS_UPSTREAM, RESOLVED_DROPIN, File, render_script
 from cluster.topology import Node, Role
 
 STAGING = "/var/lib/hashicluster/staging"
@@ -118,6 +118,7 @@ def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> 
                         *(f.path for f in agent.files), *agent.secrets],
         staging=STAGING, pending=PENDING, heredoc=HEREDOC,
         starts_at_reboot=agent.starts_at_reboot, reboot_required=REBOOT_REQUIRED, upstream=DNS_UPSTREAM,
+        resolved_dropin=RESOLVED_DROPIN,
         user=agent.user, data_dir=agent.data_dir, packages=agent.packages,
         package_pins=agent.package_pins, files=agent.files,
         secrets=agent.secrets, retired=agent.retired, timeout=agent.timeout,
@@ -139,7 +140,8 @@ def uninstall_script(agent: Agent, servers: Sequence[Node] = ()) -> str:
                          manifest=manifest_path(agent.product),
                          pending=PENDING, nomad_url=nomad_url(agent.address),
                          server_urls=[nomad_url(s.address) for s in servers],
-                         drain_deadline=DRAIN_DEADLINE, upstream=DNS_UPSTREAM)
+                         drain_deadline=DRAIN_DEADLINE, upstream=DNS_UPSTREAM,
+                         resolved_dropin=RESOLVED_DROPIN)
 
 
 def roll_script(node: Node, server_count: int, defer_leader: bool = False,

@@ -251,6 +251,7 @@ REGISTRY_TLS = f"{_REGISTRY_DIR}/tls"
 # through it; `update-ca-certificates` adds it).
 CLUSTER_CA = "/usr/local/share/ca-certificates/hashicluster-ca.crt"
 DNS_UPSTREAM = "/var/lib/hashicluster/resolv.conf.upstream"  # the resolvers a machine had before dnsmasq
+RESOLVED_DROPIN = "/etc/systemd/resolved.conf.d/hashicluster-consul.conf"  # .consul to dnsmasq
 
 
 def _lb(spec: ClusterSpec, node: Node) -> bool:

@@ -115,18 +115,35 @@ mkdir -p /var/lib/hashicluster/manifest
 sha256sum \
   /etc/dnsmasq.d/hashicluster.conf \
   > /var/lib/hashicluster/manifest/dnsmasq.sha256.new && mv /var/lib/hashicluster/manifest/dnsmasq.sha256.new /var/lib/hashicluster/manifest/dnsmasq.sha256
-if [ ! -e /var/lib/hashicluster/resolv.conf.upstream ]; then
-  [ ! -L /etc/resolv.conf ] || fail "dnsmasq: /etc/resolv.conf is a link ($(readlink /etc/resolv.conf)): another service manages it; turn that off (systemctl disable --now systemd-resolved) and replace the link with a file"
+resolved=0
+case "$(readlink /etc/resolv.conf 2>/dev/null)" in
+  "") ;;
+  *systemd/resolve/*) resolved=1 ;;
+  *) fail "dnsmasq: /etc/resolv.conf links to $(readlink /etc/resolv.conf), neither a file nor systemd-resolved's stub: make it one of those" ;;
+esac
+if [ ! -e /var/lib/hashicluster/resolv.conf.upstream ] && [ ! -L /var/lib/hashicluster/resolv.conf.upstream ]; then
   mkdir -p "$(dirname /var/lib/hashicluster/resolv.conf.upstream)"
-  grep -v '^nameserver 127\.0\.0\.1$' /etc/resolv.conf > /var/lib/hashicluster/resolv.conf.upstream || true
+  if [ "$resolved" = 1 ]; then
+    ln -s /run/systemd/resolve/resolv.conf /var/lib/hashicluster/resolv.conf.upstream
+  else
+    grep -v '^nameserver 127\.0\.0\.1$' /etc/resolv.conf > /var/lib/hashicluster/resolv.conf.upstream || true
+  fi
 fi
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
 systemctl enable --quiet dnsmasq
 if [ "$changed" = 1 ]; then systemctl restart dnsmasq; else systemctl start dnsmasq; fi
 use_api
-ready_state() { journalctl -u dnsmasq -n 20 --no-pager; cat /etc/resolv.conf; }
+ready_state() { journalctl -u dnsmasq -n 20 --no-pager; ls -l /etc/resolv.conf; cat /etc/resolv.conf; }
 ready() { systemctl is-active --quiet dnsmasq; }
 wait_for "the local dnsmasq agent" 120 ready_state ready
-tmp=$(mktemp) && printf 'nameserver 127.0.0.1\n' > "$tmp"
-if cmp -s "$tmp" /etc/resolv.conf; then rm -f "$tmp"; else chmod 0644 "$tmp" && mv "$tmp" /etc/resolv.conf; fi
+tmp=$(mktemp)
+if [ "$resolved" = 1 ]; then
+  printf '[Resolve]\nDNS=127.0.0.1\nDomains=~consul\n' > "$tmp"
+  if cmp -s "$tmp" /etc/systemd/resolved.conf.d/hashicluster-consul.conf; then rm -f "$tmp"; else
+    install -D -m 0644 "$tmp" /etc/systemd/resolved.conf.d/hashicluster-consul.conf && rm -f "$tmp" && systemctl restart systemd-resolved
+  fi
+else
+  printf 'nameserver 127.0.0.1\n' > "$tmp"
+  if cmp -s "$tmp" /etc/resolv.conf; then rm -f "$tmp"; else chmod 0644 "$tmp" && mv "$tmp" /etc/resolv.conf; fi
+fi
 wait_for "consul.service.consul through dnsmasq" 120 ready_state getent hosts consul.service.consul

@@ -88,7 +88,12 @@ with open(sys.argv[3]) as f:
 print(json.dumps(value))' "$@"
 }
 # --- end of the library
-if [ -e /var/lib/hashicluster/resolv.conf.upstream ]; then cat /var/lib/hashicluster/resolv.conf.upstream > /etc/resolv.conf && rm -f /var/lib/hashicluster/resolv.conf.upstream; fi
+if [ -e /etc/systemd/resolved.conf.d/hashicluster-consul.conf ]; then
+  rm -f /etc/systemd/resolved.conf.d/hashicluster-consul.conf && systemctl restart systemd-resolved
+elif [ -f /var/lib/hashicluster/resolv.conf.upstream ] && [ ! -L /var/lib/hashicluster/resolv.conf.upstream ]; then
+  cat /var/lib/hashicluster/resolv.conf.upstream > /etc/resolv.conf
+fi
+rm -f /var/lib/hashicluster/resolv.conf.upstream
 systemctl disable --now --quiet dnsmasq 2>/dev/null || true
 awk '$2 ~ "^/opt/dnsmasq/" {print $2}' /proc/mounts | sort -r | xargs -r umount -l
 rm -rf /etc/dnsmasq.d /opt/dnsmasq /usr/local/bin/dnsmasq /etc/systemd/system/dnsmasq.service /var/lib/hashicluster/staging/dnsmasq-[0-9]* /var/lib/hashicluster/staging/dnsmasq.installed-zip-sha256 /var/lib/hashicluster/staging/dnsmasq.installed-binary-sha256 /var/lib/hashicluster/restart/dnsmasq /var/lib/hashicluster/manifest/dnsmasq.sha256
