@@ -94,7 +94,7 @@ print(json.dumps(value))' "$@"
 # --- end of the library
 changed=0
 mkdir -p /var/lib/hashicluster/staging
-dpkg -s docker-registry >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry >/dev/null || fail "docker-registry: cannot install the Debian package docker-registry"
+dpkg -s docker-registry >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry >/dev/null || fail "docker-registry: cannot install the Debian package docker-registry (apt-get install failed: is a Debian mirror reachable?). Install it on this machine; a lab machine gets its packages from the lab base it was made from: ./run down and ./run up make it anew"
 id -u docker-registry >/dev/null 2>&1 || useradd --system --home-dir None --shell /bin/false docker-registry
 tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
 # The cluster's image registry (Debian's docker-registry) on frontend.lb.demo: the clients

@@ -96,7 +96,7 @@ print(json.dumps(value))' "$@"
 # --- end of the library
 changed=0
 mkdir -p /var/lib/hashicluster/staging
-dpkg -s docker.io >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null || fail "docker: cannot install the Debian package docker.io"
+dpkg -s docker.io >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null || fail "docker: cannot install the Debian package docker.io (apt-get install failed: is a Debian mirror reachable?). Install it on this machine; a lab machine gets its packages from the lab base it was made from: ./run down and ./run up make it anew"
 have=$(dpkg-query -W -f='${Version}' docker.io)
 [ "$have" = 20.10.24+dfsg1-1+deb12u1+b6 ] || fail "docker: docker.io $have is installed, the stack pins 20.10.24+dfsg1-1+deb12u1+b6: pin what the machines have (pulumi config set --path 'hashicluster:docker.version' '$have') or install docker.io=20.10.24+dfsg1-1+deb12u1+b6 on them"
 tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'

@@ -94,7 +94,7 @@ print(json.dumps(value))' "$@"
 # --- end of the library
 changed=0
 mkdir -p /var/lib/hashicluster/staging
-dpkg -s dnsmasq >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q dnsmasq >/dev/null || fail "dnsmasq: cannot install the Debian package dnsmasq"
+dpkg -s dnsmasq >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q dnsmasq >/dev/null || fail "dnsmasq: cannot install the Debian package dnsmasq (apt-get install failed: is a Debian mirror reachable?). Install it on this machine; a lab machine gets its packages from the lab base it was made from: ./run down and ./run up make it anew"
 tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
 # root.server.demo's DNS forwarder (dnsmasq). Managed by hashicluster; edits are overwritten.
 # Names under .consul go to the local Consul agent's DNS interface, everything else to the
