@@ -303,7 +303,8 @@ def client_tier(plan: MachinePlan, identity: pulumi.Resource, consul_ready: Sequ
     docker = plan.step(_docker(spec, node), [identity])
     # Nomad after Docker: its docker driver is detected at start.
     nomad = plan.step(_nomad_agent(spec, node, servers), [consul, docker, *nomad_ready])
-    steps = [consul, dns, docker, nomad, plan.step(_cadvisor(spec, node), [identity])]
+    # cAdvisor after Docker: it looks for Docker's daemon once, when it starts.
+    steps = [consul, dns, docker, nomad, plan.step(_cadvisor(spec, node), [identity, docker])]
     if spec.load_balancing == "two-tier":
         nginx, consul_template = _balancer(spec, node, servers)
         nginx_step = plan.step(nginx, [consul])

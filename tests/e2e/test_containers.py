@@ -5,11 +5,13 @@ preview, rolled out by `pulumi up` with no failed request."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 import pytest
 
+from ..waiting import wait_until
 from .conftest import Project, on_machine
 from .load import load
 
@@ -91,14 +93,31 @@ def test_a_change_to_fib_py_builds_a_new_image_and_rolls_it_out(project: Project
     assert project.outputs()["images"]["fib"] == before
 
 
+def cadvisor_docker(project: Project, client: str) -> dict[str, Any]:
+    """What the client's cAdvisor knows of Docker's containers (/api/v1.3/docker)."""
+    url = f"http://{ADDRESSES[client]}:8080/api/v1.3/docker"
+    return json.loads(on_machine(project, client, f"curl -sf {url}"))  # type: ignore[no-any-return]
+
+
+def cadvisor_tasks(project: Project, client: str) -> dict[str, str]:
+    """{container name: its Nomad task} as the client's cAdvisor lists them."""
+    return {info["aliases"][0]: info["spec"]["labels"].get("com.hashicorp.nomad.task_name")
+            for info in cadvisor_docker(project, client).values()}
+
+
+def cadvisor_lists(project: Project, client: str, wanted: dict[str, str]) -> bool:
+    return cadvisor_tasks(project, client) == wanted
+
+
 def test_cadvisor_lists_fibs_containers_with_their_task_and_usage(project: Project,
                                                                   cluster: dict[str, Any]) -> None:
     for client, containers in fib_containers(project).items():
-        listed = json.loads(on_machine(project, client, f"curl -sf http://{ADDRESSES[client]}:8080/api/v1.3/docker"))
-        tasks = {info["aliases"][0]: info["spec"]["labels"].get("com.hashicorp.nomad.task_name")
-                 for info in listed.values()}
-        assert tasks == {c["Names"]: "fib" for c in containers}, (client, tasks, containers)
-        for info in listed.values():
+        wanted = {c["Names"]: "fib" for c in containers}
+        # A container started a moment ago is found at cAdvisor's next look (about a second).
+        wait_until(f"cAdvisor on {client} lists fib's containers",
+                   functools.partial(cadvisor_lists, project, client, wanted), poll=0.5,
+                   state=functools.partial(cadvisor_tasks, project, client))
+        for info in cadvisor_docker(project, client).values():
             assert info["spec"]["memory"]["limit"] == 64 * 1024 * 1024
             assert info["stats"] and info["stats"][-1]["memory"]["usage"] > 0
         # The page of the toolchain's source build at /; the official release's web UI lists

@@ -394,6 +394,7 @@ def test_docker_comes_before_nomad_on_every_client_and_only_there(key_file: Path
     graph = lab(key_file)
     for i in (1, 2, 3):
         assert graph.depends_on(f"client{i}-nomad", f"client{i}-docker")
+        assert graph.depends_on(f"client{i}-cadvisor", f"client{i}-docker")  # it looks for Docker at start
         assert "--containers" in graph.inputs(f"client{i}-lab")["create"]
     assert "--containers" not in graph.inputs("root-server-lab")["create"]
     assert "--containers" not in graph.inputs("frontend-lb-lab")["create"]
