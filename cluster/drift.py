@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-PRODUCTS = ("consul", "nomad", "cadvisor", "nginx", "consul-template", "docker")
+PRODUCTS = ("consul", "nomad", "cadvisor", "nginx", "consul-template", "docker", "docker-registry",
+            "dnsmasq")
 MACHINE = "machine"  # the drift key for a machine that did not answer the probe
 
 Observed = Mapping[str, Mapping[str, Any]]  # what observe.py prints: product -> its state

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cluster.config import DEFAULT_MIRROR, BinaryPin, InstallSpec, PackagePin
-from cluster.render import File, render_script
+from cluster.render import DNS_UPSTREAM, RESOLVED_DROPIN, File, render_script
 from cluster.topology import Node, Role
 
 STAGING = "/var/lib/hashicluster/staging"
@@ -77,7 +77,8 @@ class Agent:
     data_dir: str | None
     address: str = ""  # the node's address (where its APIs answer)
     server: bool = False  # a Consul or Nomad server
-    health: str = ""  # nginx: the URL that answers once it works
+    health: str = ""  # nginx, the registry: the URL that answers once it works
+    health_ca: str = ""  # the CA file that verifies HEALTH (https)
     timeout: int = 120
     packages: tuple[str, ...] = ()  # Debian packages it needs
     package_pins: tuple[PackagePin, ...] = ()  # of those, the ones whose version is pinned
@@ -116,16 +117,18 @@ def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> 
         manifest_paths=[*([f"/usr/local/bin/{agent.product}"] if pin else []),
                         *(f.path for f in agent.files), *agent.secrets],
         staging=STAGING, pending=PENDING, heredoc=HEREDOC,
-        starts_at_reboot=agent.starts_at_reboot, reboot_required=REBOOT_REQUIRED,
+        starts_at_reboot=agent.starts_at_reboot, reboot_required=REBOOT_REQUIRED, upstream=DNS_UPSTREAM,
+        resolved_dropin=RESOLVED_DROPIN,
         user=agent.user, data_dir=agent.data_dir, packages=agent.packages,
         package_pins=agent.package_pins, files=agent.files,
         secrets=agent.secrets, retired=agent.retired, timeout=agent.timeout,
-        address=agent.address, server=agent.server, health=agent.health,
+        address=agent.address, server=agent.server, health=agent.health, health_ca=agent.health_ca,
         nomad_url=nomad_url(agent.address))
 
 
-# Products whose removal takes them out of the cluster first (a leave, a drain).
-_LEAVES = ("consul", "nomad")
+# Products whose removal does something first: Consul and Nomad leave the cluster (a leave, a
+# drain), dnsmasq gives the machine its resolvers back.
+_LEAVES = ("consul", "nomad", "dnsmasq")
 
 
 def uninstall_script(agent: Agent, servers: Sequence[Node] = ()) -> str:
@@ -137,7 +140,8 @@ def uninstall_script(agent: Agent, servers: Sequence[Node] = ()) -> str:
                          manifest=manifest_path(agent.product),
                          pending=PENDING, nomad_url=nomad_url(agent.address),
                          server_urls=[nomad_url(s.address) for s in servers],
-                         drain_deadline=DRAIN_DEADLINE)
+                         drain_deadline=DRAIN_DEADLINE, upstream=DNS_UPSTREAM,
+                         resolved_dropin=RESOLVED_DROPIN)
 
 
 def roll_script(node: Node, server_count: int, defer_leader: bool = False,

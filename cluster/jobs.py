@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -101,10 +102,12 @@ class NomadApi:
             raise NomadJobError(f"{what}: Nomad at {self.address} answered {status}: "
                                 f"{text.strip()}") from None
 
-    def parse(self, hcl: str) -> Job:
-        """The job of an HCL text, canonicalized (defaults filled in) by Nomad."""
-        job: Job = self._call("parse the job",
-                              lambda: self._nomad.jobs.parse(hcl, canonicalize=True))
+    def parse(self, hcl: str, variables: Mapping[str, str] | None = None) -> Job:
+        """The job of an HCL text with the values of its input VARIABLES, canonicalized
+        (defaults filled in) by Nomad."""
+        request = {"JobHCL": hcl, "Variables": variables_file(variables or {}), "Canonicalize": True}
+        job: Job = self._call("parse the job", lambda: self._nomad.jobs.request(
+            "parse", json=request, method="post", allow_redirects=True).json())
         return job
 
     def register(self, job: Job) -> dict[str, Any]:
@@ -185,6 +188,18 @@ def _connect(props: Mapping[str, Any]) -> NomadApi:
 
 # ---------------------------------------------------------------------------------------------
 # Pure logic: what a job's state means.
+
+
+def variables_file(variables: Mapping[str, str]) -> str:
+    """VARIABLES as the text of an HCL2 variables file (`name = "value"` lines): what Nomad's
+    parse API takes, as `nomad job run -var-file` does. A value is a JSON string, which HCL
+    reads as the same string unless it holds a template sequence (refused)."""
+    for name, value in variables.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_-]*$", name):
+            raise NomadJobError(f"job variable {name!r}: not an HCL identifier")
+        if "${" in value or "%{" in value:
+            raise NomadJobError(f"job variable {name}: {value!r} holds a template sequence")
+    return "".join(f"{name} = {json.dumps(value)}\n" for name, value in sorted(variables.items()))
 
 
 def spec_hash(job: Mapping[str, Any]) -> str:
@@ -391,7 +406,7 @@ def deploy(props: Mapping[str, Any]) -> dict[str, Any]:
     """Parse, register and (optionally) wait: the outputs of a create or an update."""
     address, wait, timeout, _ = _settings(props)
     api = _connect(props)
-    job = api.parse(str(props["hcl"]))
+    job = api.parse(str(props["hcl"]), props.get("variables") or {})
     reply = api.register(job)
     warnings = str(reply.get("Warnings") or "").strip()
     live = api.job(job["ID"])
@@ -399,7 +414,8 @@ def deploy(props: Mapping[str, Any]) -> dict[str, Any]:
         raise NomadJobError(f"job {job['ID']} is not at {address} right after registering it")
     version = int(live["Version"])
     healthy = wait_healthy(api, job["ID"], version, reply, timeout) if wait else 0
-    outs = {key: props[key] for key in ("name", "hcl", "ca_pem", "token", *SETTINGS) if key in props}
+    outs = {key: props[key] for key in ("name", "hcl", "variables", "ca_pem", "token", *SETTINGS)
+            if key in props}
     return {**outs, "job_id": job["ID"], "job_version": version,
             "job_modify_index": int(live.get("JobModifyIndex") or 0),
             "healthy_allocations": healthy, "spec_hash": spec_hash(job),
@@ -441,10 +457,11 @@ class NomadJobProvider(dynamic.ResourceProvider):
         # update): parsing the job asks nothing the ones in the state cannot.
         credentials = {key: olds.get(key) for key in ("token", "ca_pem") if _unknown(news.get(key))}
         try:
-            job = _connect({**news, **credentials}).parse(str(news["hcl"]))
+            job = _connect({**news, **credentials}).parse(str(news["hcl"]), news.get("variables") or {})
         except NomadUnreachableError:
             # No cluster yet (or not reachable from here): fall back to the text.
-            return dynamic.DiffResult(changes=settings_changed or olds.get("hcl") != news["hcl"])
+            return dynamic.DiffResult(changes=settings_changed or any(
+                olds.get(key) != news.get(key) for key in ("hcl", "variables")))
         if job["ID"] != olds.get("job_id"):
             return dynamic.DiffResult(changes=True, replaces=["hcl"], delete_before_replace=False)
         changed = spec_hash(job) != olds.get("spec_hash")
@@ -492,9 +509,12 @@ class NomadJob(dynamic.Resource, module="nomad", name="Job"):
     def __init__(self, name: str, hcl: pulumi.Input[str], address: pulumi.Input[str],
                  wait_healthy: bool = True, timeout: float = DEFAULT_TIMEOUT,
                  purge_on_delete: bool = True, ca_pem: pulumi.Input[str] | None = None,
-                 token: pulumi.Input[str] | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+                 token: pulumi.Input[str] | None = None,
+                 variables: Mapping[str, pulumi.Input[str]] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {
             "name": name, "hcl": hcl, "address": address, "ca_pem": ca_pem, "token": token,
+            "variables": dict(variables or {}),
             "wait_healthy": wait_healthy,
             "timeout": timeout, "purge_on_delete": purge_on_delete,
             **{key: None for key in (*OUTPUTS, "warnings")},

@@ -14,6 +14,7 @@ from pulumi.runtime import config as runtime_config
 
 from cluster import binaries
 from cluster import config as cfg
+from cluster.images import job_image
 from cluster.jobs import NomadJob
 from cluster.machines import Machine, nspawn, vagrant
 from cluster.secrets import (
@@ -26,7 +27,8 @@ from cluster.secrets import (
 )
 from cluster.services.agents import agents
 from cluster.services.identity import identity
-from cluster.topology import Node, Role, nodes
+from cluster.services.images import image_step
+from cluster.topology import Node, Role, nodes, registry
 
 
 def stack_config() -> dict[str, str]:
@@ -56,6 +58,7 @@ def make_secrets(spec: cfg.ClusterSpec, machines: list[Machine]) -> dict[str, di
     shared = {name: getattr(made, name) for name in CLUSTER_OUTPUTS}
     if spec.security.acl:
         shared["consul_status_token"] = TokenSecret("consul-status-token").secret
+        shared["consul_dns_token"] = TokenSecret("consul-dns-token").secret
     values = {}
     for m in machines:
         node = m.node
@@ -81,6 +84,7 @@ class Cluster:
     machines: list[Machine]
     steps: list[pulumi.CustomResource] = field(default_factory=list)
     jobs: list[NomadJob] = field(default_factory=list)
+    images: dict[str, str] = field(default_factory=dict)  # job -> the image it runs
     ca_cert: pulumi.Output[str] | None = None  # with TLS: the cluster's CA certificate (public)
     # With ACLs: the management tokens, for people (the UIs, the CLIs); secret outputs.
     management_tokens: dict[str, pulumi.Output[str]] = field(default_factory=dict)
@@ -117,6 +121,8 @@ class Cluster:
             "consulVersion": self.spec.install.consul.version,
             "nomadVersion": self.spec.install.nomad.version,
             "dockerVersion": self.spec.docker.version,
+            "registry": registry(self.spec),
+            "images": self.images,
             # The certificate to trust for the UIs and APIs (`curl --cacert`, the browser).
             **({"caCertificate": self.ca_cert} if self.ca_cert is not None else {}),
             # `pulumi stack output --show-secrets nomadManagementToken`: [secret] everywhere else.
@@ -152,12 +158,19 @@ def build(raw: Mapping[str, str], stack: str, check_network: bool = True,
         if made.nomad_status_token is not None:
             cluster.status_tokens = {"statusConsulToken": root_values["consul_status_token"],
                                      "statusNomadToken": made.nomad_status_token}
-    # Jobs come last: after every machine's steps, the load balancer included.
-    cluster.jobs = [
-        NomadJob(f"job-{name}", hcl=(cfg.JOBS_DIR / f"{name}.nomad.hcl").read_text(),
-                 address=cluster.nomad_api, ca_pem=cluster.ca_cert, token=made.nomad_jobs_token,
-                 opts=pulumi.ResourceOptions(depends_on=list(cluster.steps)))
-        for name in spec.jobs]
+    # Jobs come last: after every machine's steps, the load balancer included, and after the
+    # build of their image (if they run one).
+    builder = next(m for m in cluster.machines if m.node.role is Role.CLIENT)
+    for name in spec.jobs:
+        image = job_image(spec, name)
+        built = [image_step(image, builder, made.images_after)] if image else []
+        if image:
+            cluster.images[name] = image.ref
+        cluster.jobs.append(NomadJob(
+            f"job-{name}", hcl=(cfg.JOBS_DIR / f"{name}.nomad.hcl").read_text(),
+            address=cluster.nomad_api, ca_pem=cluster.ca_cert, token=made.nomad_jobs_token,
+            variables={"image": image.ref} if image else None,
+            opts=pulumi.ResourceOptions(depends_on=[*cluster.steps, *built])))
     return cluster
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from cluster.config import BACKEND_PORT, ClusterSpec
-from cluster.topology import Node, Role
+from cluster.topology import REGISTRY_PORT, Node, Role, registry
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -230,9 +230,10 @@ def _value(key: str) -> Callable[[FileContext], str]:
     return lambda c: c.values[key]
 
 
-def _tls_rows(product: str) -> list[FileRow]:
-    """The node's key and certificates (the certificates are not secrets, but come with the key)."""
-    tls = f"/etc/{product}.d/tls"
+def _tls_rows(product: str, tls: str | None = None) -> list[FileRow]:
+    """The node's key and certificates (the certificates are not secrets, but come with the key),
+    in TLS (default /etc/PRODUCT.d/tls)."""
+    tls = tls or f"/etc/{product}.d/tls"
     return [_secret(product, f"{tls}/ca.pem", "0644", _tls, _value("ca_cert_pem")),
             _secret(product, f"{tls}/agent.pem", "0644", _tls, _value("cert_pem")),
             _secret(product, f"{tls}/agent-key.pem", "0600", _tls, _value("key_pem"))]
@@ -243,8 +244,31 @@ def _api_rows(product: str) -> list[FileRow]:
             _secret(product, f"/etc/{product}.d/api.header", "0600", _acl, _api_header(product))]
 
 
-_CONSUL_DIR, _NOMAD_DIR, _UNITS, _TEMPLATE_DIR = (
-    "/etc/consul.d", "/etc/nomad.d", "/etc/systemd/system", "/etc/consul-template.d")
+_CONSUL_DIR, _NOMAD_DIR, _UNITS, _TEMPLATE_DIR, _REGISTRY_DIR = (
+    "/etc/consul.d", "/etc/nomad.d", "/etc/systemd/system", "/etc/consul-template.d", "/etc/docker/registry")
+REGISTRY_TLS = f"{_REGISTRY_DIR}/tls"
+# The cluster's CA among the machine's trusted ones (Docker trusts the registry's certificate
+# through it; `update-ca-certificates` adds it).
+CLUSTER_CA = "/usr/local/share/ca-certificates/hashicluster-ca.crt"
+DNS_UPSTREAM = "/var/lib/hashicluster/resolv.conf.upstream"  # the resolvers a machine had before dnsmasq
+RESOLVED_DROPIN = "/etc/systemd/resolved.conf.d/hashicluster-consul.conf"  # .consul to dnsmasq
+
+
+def _lb(spec: ClusterSpec, node: Node) -> bool:
+    return node.role is Role.LB
+
+
+def _docker_ctx(c: FileContext) -> dict[str, Any]:
+    return {"registry": registry(c.spec), "tls": c.spec.security.tls, "dns": c.node.address}
+
+
+def _dnsmasq_ctx(c: FileContext) -> dict[str, Any]:
+    return {"node": c.node, "upstream": DNS_UPSTREAM, "containers": c.node.role is Role.CLIENT}
+
+
+def _registry_ctx(c: FileContext) -> dict[str, Any]:
+    return {"node": c.node, "registry": registry(c.spec), "port": REGISTRY_PORT,
+            "tls": c.spec.security.tls, "tls_dir": REGISTRY_TLS}
 
 # Every file of every product, in the order the install steps write them: the plain ones in
 # the step's text, then the secret ones on its stdin.
@@ -269,8 +293,15 @@ FILES: tuple[FileRow, ...] = (
     # cAdvisor, on the clients: port 8080 on the node's address.
     _plain("cadvisor", f"{_UNITS}/cadvisor.service", _always,
            _from("systemd/cadvisor.service.j2", lambda c: {"node": c.node})),
-    # Docker, on the clients: the engine's settings (bounded container logs).
-    _plain("docker", "/etc/docker/daemon.json", _always, _from("docker/daemon.json.j2", lambda c: {})),
+    # Docker, on the clients: the engine's settings (bounded container logs; the registry when
+    # it is plain HTTP).
+    _plain("docker", "/etc/docker/daemon.json", _always, _from("docker/daemon.json.j2", _docker_ctx)),
+    # The DNS forwarder, on every node: *.consul from the local Consul agent.
+    _plain("dnsmasq", "/etc/dnsmasq.d/hashicluster.conf", _always,
+           _from("dns/dnsmasq.conf.j2", _dnsmasq_ctx)),
+    # The cluster's image registry, on the load balancer.
+    _plain("docker-registry", f"{_REGISTRY_DIR}/config.yml", _lb,
+           _from("registry/config.yml.j2", _registry_ctx)),
     # A balancer: nginx, and consul-template, which writes nginx's routes.
     _plain("nginx", "/etc/nginx/nginx.conf", _balancer, _from("lb/nginx.conf.j2", _balancer_ctx)),
     _plain("consul-template", f"{_TEMPLATE_DIR}/consul-template.hcl", _balancer,
@@ -282,6 +313,8 @@ FILES: tuple[FileRow, ...] = (
     # The secrets, and the certificates that go with them.
     *_tls_rows("consul"),
     *_tls_rows("nomad"),
+    *_tls_rows("docker-registry", REGISTRY_TLS),
+    _secret("docker", CLUSTER_CA, "0644", _tls, _value("ca_cert_pem")),
     _secret("consul", f"{_CONSUL_DIR}/gossip.hcl", "0640", _gossip,
             lambda c: render_template("consul/gossip.hcl.j2", key=c.values["consul_gossip_key"])),
     _secret("nomad", f"{_NOMAD_DIR}/gossip.hcl", "0600", _both(_gossip, _server),
@@ -305,8 +338,8 @@ SECRET_FILES: dict[str, tuple[str, ...]] = {
 
 def agent_user(product: str, node: Node) -> str:
     """The user a product's agent runs as on NODE: it owns the agent's files."""
-    if product == "consul":
-        return "consul"
+    if product in ("consul", "docker-registry"):
+        return product
     return "nomad" if product == "nomad" and node.role is Role.SERVER else "root"
 
 
@@ -362,6 +395,16 @@ def digest(files: list[File]) -> str:
 def cadvisor_files(spec: ClusterSpec, node: Node) -> list[File]:
     """cAdvisor's unit on a client: port 8080 on the node's address."""
     return plain_files(spec, "cadvisor", node, [])
+
+
+def dnsmasq_files(spec: ClusterSpec, node: Node) -> list[File]:
+    """The DNS forwarder's settings on a node."""
+    return plain_files(spec, "dnsmasq", node, [])
+
+
+def registry_files(spec: ClusterSpec, node: Node) -> list[File]:
+    """The registry's settings on the load balancer."""
+    return plain_files(spec, "docker-registry", node, [])
 
 
 def docker_files(spec: ClusterSpec, node: Node) -> list[File]:

@@ -34,6 +34,10 @@ class Node:
         return self.hostname.split(".", 1)[0]
 
 
+def _lb_hostname(domain: str) -> str:
+    return f"frontend.lb.{domain}"
+
+
 def _host(network: ipaddress.IPv4Network, offset: int) -> str:
     return str(network.network_address + offset)
 
@@ -49,11 +53,19 @@ def nodes(spec: ClusterSpec) -> list[Node]:
         else:
             name, hostname = f"server{i}", f"server{i}.server.{domain}"
         result.append(Node(name, Role.SERVER, i, hostname, _host(net, SERVER_OFFSET + i - 1)))
-    result.append(Node("frontend-lb", Role.LB, 1, f"frontend.lb.{domain}", _host(net, LB_OFFSET)))
+    result.append(Node("frontend-lb", Role.LB, 1, _lb_hostname(domain), _host(net, LB_OFFSET)))
     for i in range(1, spec.clients + 1):
         result.append(Node(f"client{i}", Role.CLIENT, i, f"client{i}.{domain}",
                            _host(net, CLIENT_OFFSET + i)))
     return result
+
+
+REGISTRY_PORT = 5000
+
+
+def registry(spec: ClusterSpec) -> str:
+    """The cluster's image registry, as Docker names it: the load balancer's host name and port."""
+    return f"{_lb_hostname(spec.domain)}:{REGISTRY_PORT}"
 
 
 def hosts_lines(all_nodes: list[Node]) -> list[str]:

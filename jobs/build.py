@@ -18,7 +18,8 @@ Usage, from anywhere:
     python3 jobs/build.py --check    exit 1 when a copy is stale (what the unit tests check)
     python3 jobs/build.py FILE...    only these job files
 
-Job files: jobs/*.nomad.hcl and tests/e2e/fixtures/*.nomad.hcl. Standard library only.
+Job files: those of jobs/*.nomad.hcl and tests/e2e/fixtures/*.nomad.hcl with an EMBED block.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -112,8 +113,9 @@ def embedded(job_text: str) -> dict[str, str]:
 
 
 def job_files(root: Path = ROOT) -> list[Path]:
-    """The job files that embed sources."""
-    return sorted(path for pattern in JOB_GLOBS for path in root.glob(pattern))
+    """The job files that embed sources (a job that runs an image embeds none)."""
+    return sorted(path for pattern in JOB_GLOBS for path in root.glob(pattern)
+                  if BLOCK.search(path.read_text()))
 
 
 def main(argv: list[str] | None = None) -> int:

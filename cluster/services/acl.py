@@ -52,6 +52,11 @@ CONSUL_POLICIES = {
                             'service_prefix "" { policy = "read" }\n'
                             'operator = "read"\n'
                             'key_prefix "" { policy = "deny" }\n'),
+    # DNS (<service>.service.consul through each machine's forwarder): each agent's default
+    # token, what Consul answers a DNS query with (and an HTTP request that brings no token).
+    "hashicluster-dns": ('node_prefix "" { policy = "read" }\n'
+                         'service_prefix "" { policy = "read" }\n'
+                         'query_prefix "" { policy = "read" }\n'),
 }
 NOMAD_POLICIES = {
     # The project's scripts on a machine: node status, drain and purge, autopilot, members.
@@ -92,13 +97,15 @@ def _policy_body(name: str, rules: str) -> str:
 
 def consul_script(spec: ClusterSpec, nodes: Sequence[Node]) -> str:
     """The consul-acl step (templates/steps/consul-acl.sh.j2): policies and tokens; stdin has
-    `NAME SECRET` lines (node tokens by short host name, `nomad`, `consul-template`, `status`)."""
+    `NAME SECRET` lines (node tokens by short host name, `nomad`, `consul-template`, `status`,
+    `dns`)."""
     policies = dict(CONSUL_POLICIES)
     tokens: list[tuple[str, str, dict[str, object]]] = [
         ("nomad", "hashicluster nomad agents", {"Policies": [{"Name": "hashicluster-nomad"}]}),
         ("consul-template", "hashicluster consul-template",
          {"Policies": [{"Name": "hashicluster-consul-template"}]}),
-        ("status", "hashicluster status", {"Policies": [{"Name": "hashicluster-status"}]})]
+        ("status", "hashicluster status", {"Policies": [{"Name": "hashicluster-status"}]}),
+        ("dns", "hashicluster dns", {"Policies": [{"Name": "hashicluster-dns"}]})]
     for node in nodes:
         policy, rules = node_policy(node)
         policies[policy] = rules
@@ -117,13 +124,14 @@ def consul_script(spec: ClusterSpec, nodes: Sequence[Node]) -> str:
 
 def consul_stdin(nodes: Sequence[Node],
                  values: Mapping[str, Mapping[str, pulumi.Output[str]]]) -> pulumi.Output[str]:
-    """`NAME SECRET` lines: each machine's agent token, Nomad's, consul-template's and the
-    read-only status token's."""
+    """`NAME SECRET` lines: each machine's agent token, Nomad's, consul-template's, the
+    read-only status token's and the DNS token's."""
     any_node = values[nodes[0].name]
     pairs = {n.short_hostname: values[n.name]["consul_agent_token"] for n in nodes}
     pairs["nomad"] = any_node["nomad_consul_token"]
     pairs["consul-template"] = any_node["consul_template_token"]
     pairs["status"] = any_node["consul_status_token"]
+    pairs["dns"] = any_node["consul_dns_token"]
     return pulumi.Output.all(**pairs).apply(lambda p: "".join(f"{k} {v}\n" for k, v in p.items()))
 
 

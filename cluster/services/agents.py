@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 from pulumi_command import remote
@@ -28,7 +28,7 @@ from cluster.config import BACKEND_PORT, BinaryPin, ClusterSpec
 from cluster.machines import Machine
 from cluster.services import acl
 from cluster.services.drift import AgentState
-from cluster.topology import Node, Role
+from cluster.topology import REGISTRY_PORT, Node, Role
 
 ROLLED = ("consul", "nomad")  # restarted by the roll steps, one machine at a time
 
@@ -70,11 +70,29 @@ def _cadvisor(spec: ClusterSpec, node: Node) -> install.Agent:
 
 def _docker(spec: ClusterSpec, node: Node) -> install.Agent:
     """The container engine of a client: Debian's docker.io at the pinned version (the lab base
-    and the box carry it, its units off until this step turns them on)."""
-    return install.Agent(product="docker", pin=None, user="root", data_dir=None,
-                         files=render.docker_files(spec, node), address=node.address,
-                         packages=(spec.docker.package,), package_pins=(spec.docker,),
-                         starts_at_reboot=True)
+    and the box carry it, its units off until this step turns them on); with TLS it trusts the
+    cluster's CA (the registry's certificate)."""
+    return _with_secret_files(spec, install.Agent(
+        product="docker", pin=None, user="root", data_dir=None, files=render.docker_files(spec, node),
+        address=node.address, packages=(spec.docker.package,), package_pins=(spec.docker,),
+        starts_at_reboot=True), node)
+
+
+def _dnsmasq(spec: ClusterSpec, node: Node) -> install.Agent:
+    """The machine's DNS forwarder (Debian's dnsmasq): <service>.service.consul for the machine
+    and, on a client, its containers."""
+    return install.Agent(product="dnsmasq", pin=None, user="root", data_dir=None,
+                         files=render.dnsmasq_files(spec, node), address=node.address, packages=("dnsmasq",))
+
+
+def _registry(spec: ClusterSpec, node: Node) -> install.Agent:
+    """The cluster's image registry on the load balancer (Debian's docker-registry): the
+    clients pull the images the program builds from it; TLS with the machine's certificate."""
+    scheme, ca = ("https", f"{render.REGISTRY_TLS}/ca.pem") if spec.security.tls else ("http", "")
+    return _with_secret_files(spec, install.Agent(
+        product="docker-registry", pin=None, user="docker-registry", data_dir=None,
+        files=render.registry_files(spec, node), address=node.address, packages=("docker-registry",),
+        health=f"{scheme}://{node.address}:{REGISTRY_PORT}/v2/", health_ca=ca), node)
 
 
 def _balancer(spec: ClusterSpec, node: Node, servers: list[Node]) -> tuple[install.Agent, install.Agent]:
@@ -153,13 +171,16 @@ class MachinePlan:
 
 
 def machine_agents(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[install.Agent]:
-    """Every agent NODE runs: Consul; Nomad on servers and clients; cAdvisor on clients; the
-    balancer (nginx, consul-template) on the load balancer and, in two-tier mode, the clients."""
-    agents = [_consul_agent(spec, node, servers)]
+    """Every agent NODE runs: Consul and the DNS forwarder; Nomad on servers and clients; Docker
+    and cAdvisor on clients; the registry and the balancer (nginx, consul-template) on the load balancer, and
+    in two-tier mode a balancer on each client."""
+    agents = [_consul_agent(spec, node, servers), _dnsmasq(spec, node)]
     if node.role is not Role.LB:
         agents.append(_nomad_agent(spec, node, servers))
     if node.role is Role.CLIENT:
         agents += [_docker(spec, node), _cadvisor(spec, node)]
+    if node.role is Role.LB:
+        agents.append(_registry(spec, node))
     if node.role is Role.LB or (node.role is Role.CLIENT and spec.load_balancing == "two-tier"):
         agents += _balancer(spec, node, servers)
     return agents
@@ -265,21 +286,25 @@ class MachineSteps:
 
     steps: list[remote.Command]
     staged: list[remote.Command]  # its Consul and Nomad steps (a client's: and Docker's)
+    registry: remote.Command | None = None  # the load balancer's: the image registry's step
 
 
 def client_tier(plan: MachinePlan, identity: pulumi.Resource, consul_ready: Sequence[pulumi.Resource],
                 nomad_ready: Sequence[pulumi.Resource]) -> MachineSteps:
-    """The agents of the load balancer or of a client: Consul (after CONSUL_READY); on a
-    client, Docker, Nomad (after NOMAD_READY), cAdvisor and, in two-tier mode, its backend
-    balancer."""
+    """The agents of the load balancer or of a client: Consul (after CONSUL_READY) and the DNS
+    forwarder; on the load balancer, the registry; on a client, Docker, Nomad (after
+    NOMAD_READY), cAdvisor and, in two-tier mode, its backend balancer."""
     spec, node, servers = plan.spec, plan.machine.node, plan.servers
     consul = plan.step(_consul_agent(spec, node, servers), [identity, *consul_ready])
-    if node.role is not Role.CLIENT:
-        return MachineSteps([consul], [consul])
+    dns = plan.step(_dnsmasq(spec, node), [consul])
+    if node.role is Role.LB:
+        registry = plan.step(_registry(spec, node), [identity])
+        return MachineSteps([consul, dns, registry], [consul], registry)
     docker = plan.step(_docker(spec, node), [identity])
     # Nomad after Docker: its docker driver is detected at start.
     nomad = plan.step(_nomad_agent(spec, node, servers), [consul, docker, *nomad_ready])
-    steps = [consul, docker, nomad, plan.step(_cadvisor(spec, node), [identity])]
+    # cAdvisor after Docker: it looks for Docker's daemon once, when it starts.
+    steps = [consul, dns, docker, nomad, plan.step(_cadvisor(spec, node), [identity, docker])]
     if spec.load_balancing == "two-tier":
         nginx, consul_template = _balancer(spec, node, servers)
         nginx_step = plan.step(nginx, [consul])
@@ -295,12 +320,21 @@ def load_balancer(plan: MachinePlan, after: Sequence[pulumi.Resource]) -> list[r
     return [nginx_step, plan.step(consul_template, [nginx_step])]
 
 
+@dataclass(frozen=True)
+class Rolls:
+    """The roll chain: the servers' turns, the others' (the clients' rejoin steps among them),
+    and each client's rejoin step by node name (after it, the client runs what it installed)."""
+
+    servers: list[remote.Command]
+    others: list[remote.Command]
+    rejoined: dict[str, remote.Command]
+
+
 def rolling_restarts(servers: list[Machine], tier: ServerTier, others: Sequence[tuple[Machine, MachineSteps]]
-                     ) -> tuple[list[remote.Command], list[remote.Command]]:
+                     ) -> Rolls:
     """The chain of roll steps, one machine at a time: the servers (with several, a pass that
     skips the leader, then the leader's pass), then the load balancer and the clients (each
-    client's turn followed by its rejoin step), each turn after the one before. Returns (the
-    servers' turns, the others' turns)."""
+    client's turn followed by its rejoin step), each turn after the one before."""
     count = len(servers)
     passes = [("roll", count > 1), *([("roll-leader", False)] if count > 1 else [])]
     server_turns = [(f"{m.node.name}-{suffix}", m, [consul, nomad], defer_leader)
@@ -308,12 +342,14 @@ def rolling_restarts(servers: list[Machine], tier: ServerTier, others: Sequence[
                     for m, consul, nomad in zip(servers, tier.consul, tier.nomad, strict=True)]
     other_turns = [(f"{m.node.name}-roll", m, steps.staged, False) for m, steps in others]
     rolls: list[remote.Command] = []
+    rejoined: dict[str, remote.Command] = {}
     for name, machine, staged, defer_leader in [*server_turns, *other_turns]:
         after: list[pulumi.Resource] = [rolls[-1]] if rolls else [tier.nomad_gate]
         rolls.append(_roll(name, machine, count, staged, after, defer_leader))
         if machine.node.role is Role.CLIENT:
-            rolls.append(_rejoin(machine, staged, rolls[-1]))
-    return rolls[:len(server_turns)], rolls[len(server_turns):]
+            rejoined[machine.node.name] = _rejoin(machine, staged, rolls[-1])
+            rolls.append(rejoined[machine.node.name])
+    return Rolls(rolls[:len(server_turns)], rolls[len(server_turns):], rejoined)
 
 
 @dataclass
@@ -324,6 +360,9 @@ class Agents:
     steps: list[pulumi.CustomResource]
     nomad_jobs_token: pulumi.Output[str] | None = None
     nomad_status_token: pulumi.Output[str] | None = None
+    # What an image build on the first client waits for: that client back from its roll turn
+    # (its Docker runs), and the registry.
+    images_after: list[pulumi.Resource] = field(default_factory=list)
 
 
 def _client_secrets(node: Node, secrets: Mapping[str, Secrets], tier: ServerTier) -> Secrets:
@@ -355,19 +394,26 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
     installed = [(m, client_tier(other_plans[m.node.name], identity[m.node.name], tier.consul_ready,
                                  tier.nomad_ready))
                  for m in others]
-    server_rolls, other_rolls = rolling_restarts(servers, tier, installed)
+    rolls = rolling_restarts(servers, tier, installed)
+    server_rolls, other_rolls = rolls.servers, rolls.others
+    # Each server's DNS forwarder once Consul's ACLs are written (its default token answers).
+    server_dns = [server_plans[m.node.name].step(_dnsmasq(spec, m.node), [consul, *tier.consul_ready])
+                  for m, consul in zip(servers, tier.consul, strict=True)]
     # Clients install while the servers roll; the cluster is ready after the last turn.
     client_steps = [s for _, done in installed for s in done.steps]
     nomad_clients = sum(1 for m in machines if m.node.role is Role.CLIENT)
     cluster_gate = _gate(
         "cluster-ready", servers[0],
         install.cluster_gate(servers[0].node, len(servers), len(others), nomad_clients),
-        [*client_steps, *other_rolls],
+        [*server_dns, *client_steps, *other_rolls],
         # Only the shape of the cluster: a change on one client re-runs that client's steps
         # (each waits for its own agent to work), not this gate.
         [len(servers), len(others), nomad_clients])
     balancers = [step for m in others if m.node.role is Role.LB
                  for step in load_balancer(other_plans[m.node.name], [cluster_gate])]
     states = [p.state for p in [*server_plans.values(), *other_plans.values()]]
-    steps = [*tier.steps, *server_rolls, *client_steps, *other_rolls, cluster_gate, *balancers]
-    return Agents([*states, *steps], tier.nomad_jobs_token, tier.nomad_status_token)
+    steps = [*tier.steps, *server_dns, *server_rolls, *client_steps, *other_rolls, cluster_gate, *balancers]
+    builder = next(m.node.name for m in others if m.node.role is Role.CLIENT)
+    registry = [done.registry for _, done in installed if done.registry is not None]
+    return Agents([*states, *steps], tier.nomad_jobs_token, tier.nomad_status_token,
+                  images_after=[rolls.rejoined[builder], *registry])

@@ -1,5 +1,5 @@
 """NomadJobProvider against a real Nomad and Consul (-dev, loopback): create, diff, update,
-delete of jobs/fib.nomad.hcl, the echo fixture, and a job that never gets healthy.
+delete of jobs/fib-raw-exec.nomad.hcl, the echo fixture, and a job that never gets healthy.
 
 The provider's methods are called directly, as Pulumi's dynamic provider host would."""
 
@@ -21,7 +21,7 @@ from ..waiting import wait_until
 pytestmark = pytest.mark.long  # real agents, real deployments
 
 ROOT = Path(__file__).resolve().parents[2]
-FIB_HCL = (ROOT / "jobs" / "fib.nomad.hcl").read_text()
+FIB_HCL = (ROOT / "jobs" / "fib-raw-exec.nomad.hcl").read_text()  # the dev agent has no Docker
 ECHO_HCL = (ROOT / "tests" / "e2e" / "fixtures" / "echo.nomad.hcl").read_text()
 
 
@@ -57,6 +57,16 @@ def test_server_side_parse_reads_the_embedded_sources(dev_agents: DevAgents) -> 
         template = job["TaskGroups"][0]["Tasks"][0]["Templates"][0]
         assert template["EmbeddedTmpl"] == source.read_text()
         assert api.parse(hcl) == job, "parsing is deterministic"
+
+
+def test_server_side_parse_takes_the_jobs_variables(dev_agents: DevAgents) -> None:
+    """The containerized fib names the image the program built through its `image` variable."""
+    api = jobs.connect(dev_agents.nomad)
+    hcl = (ROOT / "jobs" / "fib.nomad.hcl").read_text()
+    task = api.parse(hcl, {"image": "frontend.lb.demo:5000/fib:0123abcd"})["TaskGroups"][0]["Tasks"][0]
+    assert task["Config"]["image"] == "frontend.lb.demo:5000/fib:0123abcd"
+    default = api.parse(hcl)["TaskGroups"][0]["Tasks"][0]["Config"]["image"]
+    assert default == "frontend.lb.demo:5000/fib:latest"
 
 
 def test_fib_lifecycle(dev_agents: DevAgents) -> None:

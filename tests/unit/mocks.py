@@ -62,8 +62,8 @@ class LabMocks(pulumi.runtime.Mocks):
             outputs["stdout"] = ("machine 11111111-2222-4333-8444-555555555555\n"
                                  "jobs 66666666-7777-4888-8999-aaaaaaaaaaaa\n"
                                  "status 77777777-8888-4999-8aaa-bbbbbbbbbbbb\n")
-        if args.typ == "pulumi-python:dynamic/secrets:TokenSecret" and args.name == "consul-status-token":
-            outputs["secret"] = "MOCK-SECRET-consul_status_token"
+        if args.typ == "pulumi-python:dynamic/secrets:TokenSecret":  # consul-status-token, consul-dns-token
+            outputs["secret"] = f"MOCK-SECRET-{args.name.replace('-', '_')}"
         if args.typ == "pulumi-python:dynamic:Resource" and args.name.endswith("-credentials"):
             outputs.update({k: f"MOCK-SECRET-{k}-of-{args.name}" for k in NODE_OUTPUTS})
         self.inputs[args.name] = dict(args.inputs)

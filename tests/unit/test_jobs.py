@@ -17,6 +17,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,7 +33,8 @@ from ..waiting import HANG_GUARD, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FIB_PY = ROOT / "jobs" / "fib" / "fib.py"
-FIB_HCL = ROOT / "jobs" / "fib.nomad.hcl"
+FIB_HCL = ROOT / "jobs" / "fib.nomad.hcl"  # in containers: the image built from jobs/fib/
+FIB_RAW_HCL = ROOT / "jobs" / "fib-raw-exec.nomad.hcl"  # without: fib.py embedded, run by raw_exec
 ECHO_PY = ROOT / "tests" / "e2e" / "fixtures" / "echo.py"
 
 
@@ -176,7 +178,7 @@ def test_server_answers_logs_and_stops_on_sigterm() -> None:
 
 def test_every_job_file_is_up_to_date() -> None:
     files = build.job_files()
-    assert {f.name for f in files} >= {"fib.nomad.hcl", "fib-docker.nomad.hcl", "echo.nomad.hcl"}
+    assert {f.name for f in files} >= {"fib-raw-exec.nomad.hcl", "echo.nomad.hcl"}
     for path in files:
         text = path.read_text()
         assert build.render(text, path) == text, f"{path} is stale: run python3 jobs/build.py"
@@ -184,10 +186,10 @@ def test_every_job_file_is_up_to_date() -> None:
 
 
 def test_embedded_copy_equals_the_source() -> None:
-    for job, source, key in ((FIB_HCL, FIB_PY, "fib/fib.py"),
-                             (ROOT / "jobs" / "fib-docker.nomad.hcl", FIB_PY, "fib/fib.py"),
+    for job, source, key in ((FIB_RAW_HCL, FIB_PY, "fib/fib.py"),
                              (ROOT / "tests/e2e/fixtures/echo.nomad.hcl", ECHO_PY, "echo.py")):
         assert build.embedded(job.read_text()) == {key: source.read_text()}
+    assert build.embedded(FIB_HCL.read_text()) == {}  # its image carries fib.py
 
 
 TRICKY = 'a = "${HOME} $${x} %{ if } %%{y} {{ go }} $5 %d"\n'
@@ -262,7 +264,7 @@ def parsed(path: Path) -> dict[str, Any]:
     return job
 
 
-@pytest.mark.parametrize("path", [FIB_HCL, ROOT / "jobs" / "fib-docker.nomad.hcl",
+@pytest.mark.parametrize("path", [FIB_HCL, FIB_RAW_HCL,
                                   ROOT / "tests/e2e/fixtures/echo.nomad.hcl"],
                          ids=lambda p: p.name)
 def test_job_file_is_formatted_and_valid(path: Path) -> None:
@@ -272,8 +274,9 @@ def test_job_file_is_formatted_and_valid(path: Path) -> None:
     assert valid.returncode == 0 and "Job validation successful" in valid.stdout, valid.stderr
 
 
-def test_fib_job_as_nomad_reads_it() -> None:
-    job = parsed(FIB_HCL)
+@pytest.mark.parametrize("path", [FIB_HCL, FIB_RAW_HCL], ids=lambda p: p.name)
+def test_fib_jobs_as_nomad_reads_them(path: Path) -> None:
+    job = parsed(path)
     assert (job["ID"], job["Datacenters"]) == ("fib", ["*"])
     assert job["Update"]["AutoRevert"] is True
     group = job["TaskGroups"][0]
@@ -286,10 +289,16 @@ def test_fib_job_as_nomad_reads_it() -> None:
     assert (check["Type"], check["Path"], check["Interval"], check["Timeout"]) == \
         ("http", "/health", 2_000_000_000, 1_000_000_000)
     task = group["Tasks"][0]
-    assert task["Driver"] == "raw_exec"
-    assert task["Config"] == {"command": "/usr/bin/python3", "args": ["local/fib.py"]}
     assert (task["Resources"]["CPU"], task["Resources"]["MemoryMB"]) == (50, 64)
-    assert task["Templates"][0]["EmbeddedTmpl"] == FIB_PY.read_text()
+    if path == FIB_RAW_HCL:
+        assert task["Driver"] == "raw_exec"
+        assert task["Config"] == {"command": "/usr/bin/python3", "args": ["local/fib.py"]}
+        assert task["Templates"][0]["EmbeddedTmpl"] == FIB_PY.read_text()
+    else:  # the image's tag is the program's to set; by hand, the registry's latest
+        assert task["Driver"] == "docker"
+        assert task["Config"] == {"image": "frontend.lb.demo:5000/fib:latest", "ports": ["http"],
+                                  "hostname": "${attr.unique.hostname}"}
+        assert group["Networks"][0]["DynamicPorts"][0]["To"] == 8080
 
 
 def test_heredoc_escaping_as_nomad_reads_it(tmp_path: Path) -> None:
@@ -382,8 +391,10 @@ class FakeApi(jobs.NomadApi):
         self.latest: dict[str, Any] | None = deployment("running", 0)
         self.calls: list[str] = []
         self.connected: list[tuple[str | None, str | None]] = []  # (CA, token) of each connect
+        self.variables: list[dict[str, str]] = []  # the job variables of each parse
 
-    def parse(self, hcl: str) -> dict[str, Any]:
+    def parse(self, hcl: str, variables: Mapping[str, str] | None = None) -> dict[str, Any]:
+        self.variables.append(dict(variables or {}))
         if self.unreachable:
             raise jobs.NomadUnreachableError("cannot reach Nomad")
         return self.parses[hcl]
@@ -474,6 +485,22 @@ def test_diff_without_nomad_compares_the_text(fake: FakeApi) -> None:
     provider = jobs.NomadJobProvider()
     assert provider.diff("fib", state(), inputs("v1")).changes is False
     assert provider.diff("fib", state(), inputs("v1 reformatted")).changes is True
+    # a new image for the job (its `image` variable) is a change too
+    assert provider.diff("fib", state(variables={"image": "r/fib:1"}),
+                         inputs("v1", variables={"image": "r/fib:2"})).changes is True
+
+
+def test_the_jobs_variables_reach_nomads_parser(fake: FakeApi) -> None:
+    jobs.NomadJobProvider().diff("fib", state(), inputs("v1", variables={"image": "r/fib:2"}))
+    assert fake.variables == [{"image": "r/fib:2"}]
+
+
+def test_variables_file_is_hcl_and_refuses_template_sequences() -> None:
+    assert jobs.variables_file({"tag": "1", "image": 'r/fib:2"x'}) == 'image = "r/fib:2\\"x"\ntag = "1"\n'
+    with pytest.raises(jobs.NomadJobError, match="template sequence"):
+        jobs.variables_file({"image": "r/${x}"})
+    with pytest.raises(jobs.NomadJobError, match="not an HCL identifier"):
+        jobs.variables_file({"no good": "x"})
 
 
 def test_check_names_bad_inputs() -> None:

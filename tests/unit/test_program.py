@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
+import io
 import itertools
+import shutil
+import tarfile
 from pathlib import Path
 
 import pulumi
 import pytest
 
-from cluster import program
+from cluster import config as cfg
+from cluster import images, program
 from cluster.machines import nspawn
 
 from .conftest import LAB_STACK, fake_binaries, fake_pins
@@ -46,10 +50,14 @@ def test_lab_stack_graph(key_file: Path) -> None:
     agents |= {f"client{i}-cadvisor" for i in (1, 2, 3)} | {f"client{i}-cadvisor-upload" for i in (1, 2, 3)}
     agents |= {f"client{i}-docker" for i in (1, 2, 3)}  # from the machines' packages: no upload
     agents |= {"frontend-lb-nginx", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}
+    agents |= {"frontend-lb-docker-registry"}  # the cluster's image registry
+    agents |= {"fib-image"}  # fib's image, built from jobs/fib/ on client1
+    agents |= {f"{n}-dnsmasq" for n in NODES}  # the DNS forwarder: *.consul for machines and containers
     gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready", "consul-acl", "nomad-acl"}
     rolls = {f"{n}-roll" for n in NODES}  # one server: no leader pass
     rolls |= {f"client{i}-rejoin" for i in (1, 2, 3)}  # a client back after a reboot in its turn
-    secrets = {"cluster-secrets", "consul-status-token"} | {f"{n}-credentials" for n in NODES}
+    secrets = {"cluster-secrets", "consul-status-token", "consul-dns-token"}
+    secrets |= {f"{n}-credentials" for n in NODES}
     drift = {f"{n}-power" for n in NODES} | {f"{n}-state" for n in NODES}
     assert graph.names() == expected | agents | gates | rolls | secrets | drift | {"job-fib"}
     # A machine's key and certificate belong to it (the review summary lists them there).
@@ -71,8 +79,9 @@ def test_drift_is_wired_from_power_to_machine_and_from_state_to_the_steps(key_fi
         assert graph.depends_on(f"{node}-consul", f"{node}-state")
     assert graph.depends_on("client2-cadvisor-upload", "client2-state")
     assert not graph.depends_on("client1-consul", "client2-state")
-    assert graph.inputs("client1-state")["products"] == ["consul", "nomad", "docker", "cadvisor"]
-    assert graph.inputs("frontend-lb-state")["products"] == ["consul", "nginx", "consul-template"]
+    assert graph.inputs("client1-state")["products"] == ["consul", "dnsmasq", "nomad", "docker", "cadvisor"]
+    assert graph.inputs("frontend-lb-state")["products"] == ["consul", "dnsmasq", "docker-registry", "nginx",
+                                                            "consul-template"]
     # The install step leaves the manifest the probe checks: its binary and files by sha256.
     script = graph.inputs("client1-nomad")["create"]
     assert "/var/lib/hashicluster/manifest/nomad.sha256" in script
@@ -334,8 +343,11 @@ def test_acl_steps_hand_each_user_its_own_token(key_file: Path) -> None:
     consul = graph.inputs("consul-acl")
     lines = dict(line.split(" ", 1) for line in consul["stdin"].splitlines())
     assert set(lines) == {"root", "frontend", "client1", "client2", "client3", "nomad", "consul-template",
-                          "status"}
+                          "status", "dns"}
     assert lines["status"] == "MOCK-SECRET-consul_status_token"
+    # the DNS token: every agent's default token (what a DNS query is answered with)
+    assert lines["dns"] == "MOCK-SECRET-consul_dns_token"
+    assert "policy hashicluster-dns " in consul["create"]
     assert lines["client1"] == "MOCK-SECRET-consul_agent_token-of-client1-credentials"
     assert "MOCK-SECRET" not in consul["create"]
     assert "policy hashicluster-node-client1 " in consul["create"]
@@ -382,7 +394,60 @@ def test_docker_comes_before_nomad_on_every_client_and_only_there(key_file: Path
     graph = lab(key_file)
     for i in (1, 2, 3):
         assert graph.depends_on(f"client{i}-nomad", f"client{i}-docker")
+        assert graph.depends_on(f"client{i}-cadvisor", f"client{i}-docker")  # it looks for Docker at start
         assert "--containers" in graph.inputs(f"client{i}-lab")["create"]
     assert "--containers" not in graph.inputs("root-server-lab")["create"]
     assert "--containers" not in graph.inputs("frontend-lb-lab")["create"]
-    assert not any(name.startswith(("root-server-docker", "frontend-lb-docker")) for name in graph.names())
+    engines = {name for name in graph.names() if name.endswith("-docker")}
+    assert engines == {"client1-docker", "client2-docker", "client3-docker"}
+
+
+def test_fibs_image_is_built_on_the_first_client_and_named_by_the_job(key_file: Path) -> None:
+    graph = lab(key_file)
+    assert graph.parent_name("fib-image") == "client1"
+    # after client1 runs Docker (back from its roll turn) and the registry works
+    assert graph.depends_on("fib-image", "client1-rejoin")
+    assert graph.depends_on("fib-image", "frontend-lb-docker-registry")
+    assert graph.depends_on("job-fib", "fib-image")
+    image = graph.inputs("job-fib")["variables"]["image"]
+    assert image.startswith("frontend.lb.demo:5000/fib:") and image != "frontend.lb.demo:5000/fib:latest"
+    step = graph.inputs("fib-image")
+    fib = images.job_image(cfg.load(LAB_STACK, "unit", fake_pins), "fib")
+    assert fib is not None and step["triggers"] == [fib.digest]
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(step["stdin"]))) as context:
+        assert sorted(context.getnames()) == ["Dockerfile", "fib.py"]
+    assert f"--tag {image} " in step["create"]
+
+
+def test_a_change_in_fibs_directory_changes_its_image_and_its_job_only(
+        key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = lab(key_file)
+    jobs_dir = tmp_path / "jobs"
+    shutil.copytree(cfg.JOBS_DIR, jobs_dir)
+    (jobs_dir / "fib" / "fib.py").write_text((jobs_dir / "fib" / "fib.py").read_text() + "# changed\n")
+    monkeypatch.setattr(cfg, "JOBS_DIR", jobs_dir)
+    monkeypatch.setattr(images, "JOBS_DIR", jobs_dir)
+    after = lab(key_file)
+    assert before.changed(after) == {"fib-image", "job-fib"}
+    assert before.inputs("job-fib")["variables"] != after.inputs("job-fib")["variables"]
+
+
+def test_the_raw_exec_variant_of_fib_runs_no_image(key_file: Path) -> None:
+    graph = lab(key_file, dict(LAB_STACK, jobs='["fib-raw-exec"]'))
+    assert "fib-image" not in graph.names()
+    assert graph.inputs("job-fib-raw-exec")["variables"] == {}
+
+
+def test_every_machine_forwards_consul_names_and_clients_containers_use_it(key_file: Path) -> None:
+    graph = lab(key_file)
+    for node in NODES:
+        step = graph.inputs(f"{node}-dnsmasq")["create"]
+        assert "server=/consul/127.0.0.1#8600" in step
+        # after the machine's Consul (which, on any but a server, is after Consul's ACLs)
+        assert graph.depends_on(f"{node}-dnsmasq", f"{node}-consul")
+        assert graph.depends_on("cluster-ready", f"{node}-dnsmasq")
+    assert graph.depends_on("root-server-dnsmasq", "consul-acl")  # the DNS token exists
+    assert graph.depends_on("client1-consul", "consul-acl")
+    assert "listen-address=127.0.0.1,10.210.1.31" in graph.inputs("client1-dnsmasq")["create"]
+    assert "listen-address=127.0.0.1\n" in graph.inputs("root-server-dnsmasq")["create"]
+    assert '"dns": ["10.210.1.31"]' in graph.inputs("client1-docker")["create"]

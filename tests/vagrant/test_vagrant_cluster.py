@@ -2,9 +2,12 @@
 
 A stack of three VMs (root server, load balancer, one client) from the project's own box
 (`python3 -m vagrantbox add`), with `driver: auto` (plain emulation here: this host has no
-usable KVM) and the binaries uploaded from the controller. Checked over SSH: a Consul
-leader, a ready Nomad client; then a no-op preview; then `pulumi destroy` leaves no libvirt
-domain, disk or network of the stack behind.
+usable KVM) and the binaries uploaded from the controller; no job (Docker, the registry and
+the DNS forwarders are installed; fib's container does not run on the box yet: its kernel has
+AppArmor on and the box lacks apparmor_parser). Checked over SSH: a Consul leader, a ready
+Nomad client, Consul's names through the machines' DNS forwarders (systemd-resolved manages
+the box's resolver); then a no-op preview; then `pulumi destroy` leaves no libvirt domain,
+disk or network of the stack behind.
 
 Where no libvirt daemon runs (this project's test hosts), `python3 -m vagrantbox host up`
 starts one in a network namespace of its own; Pulumi and Vagrant run in it.
@@ -127,6 +130,12 @@ def test_consul_has_a_leader_and_every_member(vagrant_project: VagrantProject,
 def test_nomad_has_a_ready_client(vagrant_project: VagrantProject, vagrant_cluster: dict[str, Any]) -> None:
     nodes = json.loads(vagrant_project.ssh("root-server", "curl -sf http://192.168.56.10:4646/v1/nodes"))
     assert [(n["Name"], n["Status"]) for n in nodes] == [("client1", "ready")]
+
+
+def test_consul_names_resolve_through_systemd_resolved_and_dnsmasq(vagrant_project: VagrantProject,
+                                                                   vagrant_cluster: dict[str, Any]) -> None:
+    found = vagrant_project.ssh("client1", "getent hosts consul.service.consul").split()
+    assert found[:2] == ["192.168.56.10", "consul.service.consul"], found
 
 
 def test_second_preview_changes_nothing(vagrant_project: VagrantProject,

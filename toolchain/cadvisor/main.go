@@ -1,15 +1,18 @@
 // Command cadvisor is a small cAdvisor server built on the cAdvisor library
 // (github.com/google/cadvisor, Apache-2.0).
 //
-// It watches the machine's cgroups (no Docker/containerd/CRI-O integration: every container
-// is a raw cgroup, e.g. a systemd service or a Nomad task), keeps recent samples in memory and
-// serves:
+// It watches the machine's cgroups (every one a raw container, e.g. a systemd service or a
+// Nomad task) and Docker's containers (named, with their labels: Nomad's job, group and task
+// names on the ones it runs; no containerd/CRI-O integration), keeps recent samples in memory
+// and serves:
 //
+//	/                                 a page listing Docker's containers and their current usage
 //	/healthz                          "ok" once the manager tracks the root container
 //	/metrics                          Prometheus metrics (container_*, machine_*, go_*, process_*)
 //	/api/v1.3/machine                 MachineInfo as JSON
 //	/api/v1.3/containers/NAME         ContainerInfo of NAME (default "/"), with recent stats
 //	/api/v1.3/subcontainers/NAME      ContainerInfo of NAME and every container below it
+//	/api/v1.3/docker/                 ContainerInfo of every Docker container, by name
 //	/api/v2.0/version                 the cAdvisor version as a JSON string
 //	/api/v2.0/stats/NAME              recent stats of NAME (?count=N, ?recursive=true)
 //	/api/v2.0/spec/NAME               the spec of NAME (?recursive=true)
@@ -25,11 +28,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html/template"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +42,7 @@ import (
 
 	"github.com/google/cadvisor/cache/memory"
 	"github.com/google/cadvisor/container"
+	_ "github.com/google/cadvisor/container/docker/install" // Docker's containers, by name and labels
 	info "github.com/google/cadvisor/info/v1"
 	v2 "github.com/google/cadvisor/info/v2"
 	"github.com/google/cadvisor/manager"
@@ -163,6 +169,13 @@ func newMux(m manager.Manager, included container.MetricSet) *http.ServeMux {
 			}
 			return m.GetContainerInfo(name, query)
 		},
+		"/api/v1.3/docker": func(r *http.Request, _ string) (any, error) {
+			query, err := infoRequest(r)
+			if err != nil {
+				return nil, err
+			}
+			return m.AllDockerContainers(query)
+		},
 		"/api/v1.3/subcontainers/": func(r *http.Request, name string) (any, error) {
 			query, err := infoRequest(r)
 			if err != nil {
@@ -200,11 +213,73 @@ func newMux(m manager.Manager, included container.MetricSet) *http.ServeMux {
 			http.NotFound(w, r)
 			return
 		}
-		_, _ = io.WriteString(w, "cAdvisor "+version.Info["version"]+": see /healthz, "+*metricsPath+
-			", /api/v1.3/{machine,containers/,subcontainers/}, /api/v2.0/{version,stats/,spec/}\n")
+		query := info.ContainerInfoRequest{NumStats: 2}
+		containers, err := m.AllDockerContainers(&query)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := page.Execute(w, pageData(containers)); err != nil {
+			klog.Errorf("writing the page: %v", err)
+		}
 	})
 	return mux
 }
+
+// A row of the page: one Docker container and its usage over its last two samples.
+type row struct {
+	Name, Task, Job, Image string
+	CPU                    string // cores in use
+	Memory, Limit          string // MiB
+}
+
+func pageData(containers map[string]info.ContainerInfo) map[string]any {
+	rows := make([]row, 0, len(containers))
+	for _, c := range containers {
+		r := row{Name: strings.TrimPrefix(firstOr(c.Aliases, c.Name), "/"), Image: c.Spec.Image,
+			Task: c.Spec.Labels["com.hashicorp.nomad.task_name"], Job: c.Spec.Labels["com.hashicorp.nomad.job_name"],
+			CPU: "-", Memory: "-", Limit: "-"}
+		if n := len(c.Stats); n > 0 {
+			last := c.Stats[n-1]
+			r.Memory = fmt.Sprintf("%.1f", float64(last.Memory.Usage)/(1<<20))
+			if n > 1 {
+				prev := c.Stats[n-2]
+				if elapsed := last.Timestamp.Sub(prev.Timestamp); elapsed > 0 {
+					r.CPU = fmt.Sprintf("%.3f", float64(last.Cpu.Usage.Total-prev.Cpu.Usage.Total)/float64(elapsed.Nanoseconds()))
+				}
+			}
+		}
+		if limit := c.Spec.Memory.Limit; limit > 0 && limit < 1<<50 {
+			r.Limit = fmt.Sprintf("%.0f", float64(limit)/(1<<20))
+		}
+		rows = append(rows, r)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+	host, _ := os.Hostname()
+	return map[string]any{"Host": host, "Version": version.Info["version"], "Rows": rows, "Metrics": *metricsPath}
+}
+
+func firstOr(items []string, fallback string) string {
+	if len(items) > 0 {
+		return items[0]
+	}
+	return fallback
+}
+
+var page = template.Must(template.New("page").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>cAdvisor on {{.Host}}</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ccc;text-align:left}td.n{text-align:right}</style>
+</head><body>
+<h1>Containers on {{.Host}}</h1>
+<p>cAdvisor {{.Version}} (this project's build: Docker's containers and their usage now; the JSON
+API has their history: <a href="/api/v1.3/docker">/api/v1.3/docker</a>, <a href="{{.Metrics}}">{{.Metrics}}</a>).</p>
+<table id="containers"><tr><th>container</th><th>Nomad job</th><th>task</th><th>image</th><th>CPU (cores)</th><th>memory (MiB)</th><th>limit (MiB)</th></tr>
+{{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Job}}</td><td>{{.Task}}</td><td>{{.Image}}</td><td class="n">{{.CPU}}</td><td class="n">{{.Memory}}</td><td class="n">{{.Limit}}</td></tr>
+{{else}}<tr><td colspan="7">no Docker container runs here</td></tr>
+{{end}}</table>
+</body></html>
+`))
 
 // metricsHandler serves the library's container and machine collectors plus Go and process
 // metrics of this server, labelling container series with id, name, image and labels.

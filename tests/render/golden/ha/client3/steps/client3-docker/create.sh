@@ -96,22 +96,32 @@ print(json.dumps(value))' "$@"
 # --- end of the library
 changed=0
 mkdir -p /var/lib/hashicluster/staging
-dpkg -s docker.io >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null || fail "docker: cannot install the Debian package docker.io"
+dpkg -s docker.io >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null || fail "docker: cannot install the Debian package docker.io (apt-get install failed: is a Debian mirror reachable?). Install it on this machine; a lab machine gets its packages from the lab base it was made from: ./run down and ./run up make it anew"
 have=$(dpkg-query -W -f='${Version}' docker.io)
 [ "$have" = 20.10.24+dfsg1-1+deb12u1+b6 ] || fail "docker: docker.io $have is installed, the stack pins 20.10.24+dfsg1-1+deb12u1+b6: pin what the machines have (pulumi config set --path 'hashicluster:docker.version' '$have') or install docker.io=20.10.24+dfsg1-1+deb12u1+b6 on them"
 tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
 {
+
+  "dns": ["10.210.1.33"],
+  "live-restore": true,
   "log-driver": "json-file",
   "log-opts": {"max-size": "10m", "max-file": "3"}
 }
 HASHICLUSTER_EOF
 put_file "$tmp" /etc/docker/daemon.json 0644 root
+while read -r path mode owner data; do
+  tmp=$(mktemp) && printf %s "$data" | base64 -d > "$tmp"
+  put_file "$tmp" "$path" "$mode" "$owner"
+done
+[ -s /usr/local/share/ca-certificates/hashicluster-ca.crt ] || fail "docker: the secret file /usr/local/share/ca-certificates/hashicluster-ca.crt did not arrive on stdin"
 # What this step put in place, for the drift probe (templates/probe/observe.py): the sha256 of
 # each file, as sha256sum prints them.
 mkdir -p /var/lib/hashicluster/manifest
 sha256sum \
   /etc/docker/daemon.json \
+  /usr/local/share/ca-certificates/hashicluster-ca.crt \
   > /var/lib/hashicluster/manifest/docker.sha256.new && mv /var/lib/hashicluster/manifest/docker.sha256.new /var/lib/hashicluster/manifest/docker.sha256
+if [ "$changed" = 1 ]; then update-ca-certificates --fresh >/dev/null; fi
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
 systemctl enable --quiet docker
 if [ -e /run/reboot-required ]; then

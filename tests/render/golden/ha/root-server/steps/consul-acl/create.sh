@@ -1,11 +1,12 @@
 # Consul's ACLs (run on the root server, after the Consul servers' gate): writes the policies
 # and the tokens whose secrets the program made: each machine's agent token (its node identity
-# and its own agent API), the Nomad agents' token, consul-template's and the read-only status
-# token (`./run status`: read nodes, services, agents and the operator API). A machine that left
+# and its own agent API), the Nomad agents' token, consul-template's, the read-only status
+# token (`./run status`: read nodes, services, agents and the operator API) and the DNS token
+# (every agent's default: read nodes and services). A machine that left
 # the stack loses its token and its policy. Consul bootstrapped itself with the management
 # token of the servers' config (`initial_management`): no bootstrap call here.
 # Reads: on stdin, one `NAME SECRET` line per token (machines by short host name, `nomad`,
-# `consul-template`, `status`); the template values (policies, tokens, the stack's machines); the
+# `consul-template`, `status`, `dns`); the template values (policies, tokens, the stack's machines); the
 # management token through /etc/consul.d/api.env. Every answer is read as JSON with python3.
 # A second run changes nothing: each policy and token is written to the same ID with the same
 # content, and only the tokens and policies of machines gone are removed.
@@ -119,6 +120,7 @@ token() {  # NAME ACCESSOR BODY: NAME's token (BODY: its JSON but the secret), m
 policy hashicluster-nomad '{"Name":"hashicluster-nomad","Description":"hashicluster","Rules":"agent_prefix \"\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }\nservice_prefix \"\" { policy = \"write\" }\n"}'
 policy hashicluster-consul-template '{"Name":"hashicluster-consul-template","Description":"hashicluster","Rules":"node_prefix \"\" { policy = \"read\" }\nservice_prefix \"\" { policy = \"read\" }\n"}'
 policy hashicluster-status '{"Name":"hashicluster-status","Description":"hashicluster","Rules":"agent_prefix \"\" { policy = \"read\" }\nnode_prefix \"\" { policy = \"read\" }\nservice_prefix \"\" { policy = \"read\" }\noperator = \"read\"\nkey_prefix \"\" { policy = \"deny\" }\n"}'
+policy hashicluster-dns '{"Name":"hashicluster-dns","Description":"hashicluster","Rules":"node_prefix \"\" { policy = \"read\" }\nservice_prefix \"\" { policy = \"read\" }\nquery_prefix \"\" { policy = \"read\" }\n"}'
 policy hashicluster-node-root '{"Name":"hashicluster-node-root","Description":"hashicluster","Rules":"agent \"root\" { policy = \"write\" }\nnode_prefix \"\" { policy = \"read\" }\nservice \"hashicluster-backend\" { policy = \"write\" }\n"}'
 policy hashicluster-node-server2 '{"Name":"hashicluster-node-server2","Description":"hashicluster","Rules":"agent \"server2\" { policy = \"write\" }\nnode_prefix \"\" { policy = \"read\" }\nservice \"hashicluster-backend\" { policy = \"write\" }\n"}'
 policy hashicluster-node-server3 '{"Name":"hashicluster-node-server3","Description":"hashicluster","Rules":"agent \"server3\" { policy = \"write\" }\nnode_prefix \"\" { policy = \"read\" }\nservice \"hashicluster-backend\" { policy = \"write\" }\n"}'
@@ -129,6 +131,7 @@ policy hashicluster-node-client3 '{"Name":"hashicluster-node-client3","Descripti
 token nomad b498d50d-44f7-503b-9857-102a356adc58 '{"AccessorID":"b498d50d-44f7-503b-9857-102a356adc58","Description":"hashicluster nomad agents","Policies":[{"Name":"hashicluster-nomad"}]}'
 token consul-template a147deb0-0ab9-54a8-995d-9dc2c5da79e5 '{"AccessorID":"a147deb0-0ab9-54a8-995d-9dc2c5da79e5","Description":"hashicluster consul-template","Policies":[{"Name":"hashicluster-consul-template"}]}'
 token status e76571be-b9c4-5784-acc2-7418aaff510c '{"AccessorID":"e76571be-b9c4-5784-acc2-7418aaff510c","Description":"hashicluster status","Policies":[{"Name":"hashicluster-status"}]}'
+token dns b42f5a4a-6aba-594d-8e91-b6374e0b235e '{"AccessorID":"b42f5a4a-6aba-594d-8e91-b6374e0b235e","Description":"hashicluster dns","Policies":[{"Name":"hashicluster-dns"}]}'
 token root 8e231143-4efc-543f-807b-b2849b872c52 '{"AccessorID":"8e231143-4efc-543f-807b-b2849b872c52","Description":"hashicluster node root","Policies":[{"Name":"hashicluster-node-root"}],"NodeIdentities":[{"NodeName":"root","Datacenter":"dc1"}]}'
 token server2 61f80564-78ca-51c1-9daf-57a5fe78cdfb '{"AccessorID":"61f80564-78ca-51c1-9daf-57a5fe78cdfb","Description":"hashicluster node server2","Policies":[{"Name":"hashicluster-node-server2"}],"NodeIdentities":[{"NodeName":"server2","Datacenter":"dc1"}]}'
 token server3 4cf15b15-a495-5987-8975-a8d2031c4eec '{"AccessorID":"4cf15b15-a495-5987-8975-a8d2031c4eec","Description":"hashicluster node server3","Policies":[{"Name":"hashicluster-node-server3"}],"NodeIdentities":[{"NodeName":"server3","Datacenter":"dc1"}]}'
@@ -136,7 +139,7 @@ token frontend c82ddc0c-4bfc-5725-a1b2-351411ad72bc '{"AccessorID":"c82ddc0c-4bf
 token client1 9fcc2252-d92f-55d9-8e33-565e71589d07 '{"AccessorID":"9fcc2252-d92f-55d9-8e33-565e71589d07","Description":"hashicluster node client1","Policies":[{"Name":"hashicluster-node-client1"}],"NodeIdentities":[{"NodeName":"client1","Datacenter":"dc1"}]}'
 token client2 97e7f624-8b37-5647-b47a-d432ebf13da4 '{"AccessorID":"97e7f624-8b37-5647-b47a-d432ebf13da4","Description":"hashicluster node client2","Policies":[{"Name":"hashicluster-node-client2"}],"NodeIdentities":[{"NodeName":"client2","Datacenter":"dc1"}]}'
 token client3 ff119018-7afa-507d-b099-bee8a92f15e3 '{"AccessorID":"ff119018-7afa-507d-b099-bee8a92f15e3","Description":"hashicluster node client3","Policies":[{"Name":"hashicluster-node-client3"}],"NodeIdentities":[{"NodeName":"client3","Datacenter":"dc1"}]}'
-echo "consul: 10 policies, 10 tokens"
+echo "consul: 11 policies, 11 tokens"
 # Machines that left the stack ($nodes: those of the stack now): their token and policy go.
 nodes=" root server2 server3 frontend client1 client2 client3 "
 consul acl token list -format=json | json_rows AccessorID Description \

@@ -12,16 +12,18 @@ client {
 }
 
 # Docker (installed before Nomad on every client): containers unprivileged, no host paths
-# mounted into them.
+# mounted into them; each container labelled with its job, group and task (cAdvisor shows them).
 plugin "docker" {
   config {
     allow_privileged = false
     volumes {
       enabled = false
     }
+    extra_labels = ["job_name", "task_group_name", "task_name", "namespace", "node_name"]
   }
 }
 
+# raw_exec runs tasks as root without isolation (jobs/fib-raw-exec.nomad.hcl uses it).
 plugin "raw_exec" {
   config {
     enabled = true

@@ -108,7 +108,8 @@ tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
 Description=cAdvisor (container and machine metrics of client2.demo)
 Documentation=https://github.com/google/cadvisor
 Wants=network-online.target
-After=network-online.target
+# Docker first: cAdvisor looks for Docker's daemon once, when it starts.
+After=network-online.target docker.service
 
 [Service]
 # root: it reads every cgroup and process of the machine.

@@ -94,7 +94,7 @@ print(json.dumps(value))' "$@"
 # --- end of the library
 changed=0
 mkdir -p /var/lib/hashicluster/staging
-dpkg -s nginx >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null || fail "nginx: cannot install the Debian package nginx"
+dpkg -s nginx >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null || fail "nginx: cannot install the Debian package nginx (apt-get install failed: is a Debian mirror reachable?). Install it on this machine; a lab machine gets its packages from the lab base it was made from: ./run down and ./run up make it anew"
 tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
 # nginx on the load balancer client3.demo. Managed by hashicluster; edits are overwritten.
 #

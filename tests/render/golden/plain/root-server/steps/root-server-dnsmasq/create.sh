@@ -1,0 +1,149 @@
+# dnsmasq
+# Installs dnsmasq on this machine, or brings it up to date:
+# its Debian packages (dnsmasq),
+# its files, its secret files and its systemd unit; then starts it and waits until it works.
+# A change restarts it at once.
+# Reads: the template values (the pin, files, user, ...); on stdin, one `PATH MODE OWNER BASE64`
+# line per secret file.
+# A second run changes nothing: the binary and every file are compared before they are
+# written, and nothing restarts unless something changed.
+set -eu
+# --- hashicluster's shell library (documented in templates/steps/lib.sh)
+fail() { echo "error: $*" >&2; exit 1; }
+stamp() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+use_api() {
+  # shellcheck source=/dev/null
+  [ ! -r /etc/consul.d/api.env ] || . /etc/consul.d/api.env
+}
+wait_for() {
+  local what=$1 timeout=$2 state=$3 deadline
+  shift 3
+  deadline=$(( $(date +%s) + timeout ))
+  until "$@"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "error: $what not ready after ${timeout}s; last state seen:" >&2
+      ("$state") >&2 2>&1 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+  echo "$what: ready"
+}
+put_file() {
+  if ! cmp -s "$1" "$2"; then
+    install -D -m "$3" -o "$4" -g "$4" "$1" "$2"
+    # shellcheck disable=SC2034  # read by the script that calls put_file
+    changed=1
+  else
+    chmod "$3" "$2"; chown "$4:$4" "$2"
+  fi
+  rm -f "$1"
+}
+has_leader() { api "$1/v1/status/leader" | grep -q :; }
+alive() {
+  local role=node count
+  [ "$1" = server ] && role=consul
+  count=$(api "$CONSUL_HTTP_ADDR/v1/agent/members" 2>/dev/null | json_count . Status=1 Tags.role="$role") &&
+    [ "$count" -ge "$2" ]
+}
+nomad_node_ready() { [ "$(NOMAD_ADDR=$1 nomad node status -self -json 2>/dev/null | json_field Status)" = ready ]; }
+json_field() {
+  python3 -c 'import json, sys
+try:
+    value = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+field = value.get(sys.argv[1], "") if isinstance(value, dict) else ""
+print(field if isinstance(field, str) else json.dumps(field))' "$1"
+}
+json_count() {
+  python3 -c 'import json, re, sys
+def at(value, path):
+    for key in path.split(".") if path != "." else []:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+def text(value):
+    return value if isinstance(value, str) else json.dumps(value)
+def matches(item, condition):
+    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=)(.*)", condition).groups()
+    got = text(at(item, field))
+    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected)}[op]
+try:
+    items = at(json.load(sys.stdin), sys.argv[1])
+except ValueError:
+    sys.exit(1)
+items = list(items.values()) if isinstance(items, dict) else items or []
+print(sum(all(matches(item, c) for c in sys.argv[2:]) for item in items))' "$@"
+}
+json_rows() {
+  python3 -c 'import json, sys
+try:
+    items = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+for item in items or []:
+    print("\t".join(str(item.get(field, "")) for field in sys.argv[1:]))' "$@"
+}
+json_set() {
+  python3 -c 'import json, sys
+value = json.loads(sys.argv[1])
+with open(sys.argv[3]) as f:
+    value[sys.argv[2]] = f.read().rstrip("\n")
+print(json.dumps(value))' "$@"
+}
+# --- end of the library
+changed=0
+mkdir -p /var/lib/hashicluster/staging
+dpkg -s dnsmasq >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q dnsmasq >/dev/null || fail "dnsmasq: cannot install the Debian package dnsmasq (apt-get install failed: is a Debian mirror reachable?). Install it on this machine; a lab machine gets its packages from the lab base it was made from: ./run down and ./run up make it anew"
+tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
+# root.server.demo's DNS forwarder (dnsmasq). Managed by hashicluster; edits are overwritten.
+# Names under .consul go to the local Consul agent's DNS interface, everything else to the
+# resolvers the machine had before (/var/lib/hashicluster/resolv.conf.upstream, if it names any).
+server=/consul/127.0.0.1#8600
+# The machine itself (127.0.0.1).
+listen-address=127.0.0.1
+
+bind-interfaces
+resolv-file=/var/lib/hashicluster/resolv.conf.upstream
+# Instances come and go: a name that has none now may have one a moment later.
+no-negcache
+HASHICLUSTER_EOF
+put_file "$tmp" /etc/dnsmasq.d/hashicluster.conf 0644 root
+# What this step put in place, for the drift probe (templates/probe/observe.py): the sha256 of
+# each file, as sha256sum prints them.
+mkdir -p /var/lib/hashicluster/manifest
+sha256sum \
+  /etc/dnsmasq.d/hashicluster.conf \
+  > /var/lib/hashicluster/manifest/dnsmasq.sha256.new && mv /var/lib/hashicluster/manifest/dnsmasq.sha256.new /var/lib/hashicluster/manifest/dnsmasq.sha256
+resolved=0
+case "$(readlink /etc/resolv.conf 2>/dev/null)" in
+  "") ;;
+  *systemd/resolve/*) resolved=1 ;;
+  *) fail "dnsmasq: /etc/resolv.conf links to $(readlink /etc/resolv.conf), neither a file nor systemd-resolved's stub: make it one of those" ;;
+esac
+if [ ! -e /var/lib/hashicluster/resolv.conf.upstream ] && [ ! -L /var/lib/hashicluster/resolv.conf.upstream ]; then
+  mkdir -p "$(dirname /var/lib/hashicluster/resolv.conf.upstream)"
+  if [ "$resolved" = 1 ]; then
+    ln -s /run/systemd/resolve/resolv.conf /var/lib/hashicluster/resolv.conf.upstream
+  else
+    grep -v '^nameserver 127\.0\.0\.1$' /etc/resolv.conf > /var/lib/hashicluster/resolv.conf.upstream || true
+  fi
+fi
+if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
+systemctl enable --quiet dnsmasq
+if [ "$changed" = 1 ]; then systemctl restart dnsmasq; else systemctl start dnsmasq; fi
+use_api
+ready_state() { journalctl -u dnsmasq -n 20 --no-pager; ls -l /etc/resolv.conf; cat /etc/resolv.conf; }
+ready() { systemctl is-active --quiet dnsmasq; }
+wait_for "the local dnsmasq agent" 120 ready_state ready
+tmp=$(mktemp)
+if [ "$resolved" = 1 ]; then
+  printf '[Resolve]\nDNS=127.0.0.1\nDomains=~consul\n' > "$tmp"
+  if cmp -s "$tmp" /etc/systemd/resolved.conf.d/hashicluster-consul.conf; then rm -f "$tmp"; else
+    install -D -m 0644 "$tmp" /etc/systemd/resolved.conf.d/hashicluster-consul.conf && rm -f "$tmp" && systemctl restart systemd-resolved
+  fi
+else
+  printf 'nameserver 127.0.0.1\n' > "$tmp"
+  if cmp -s "$tmp" /etc/resolv.conf; then rm -f "$tmp"; else chmod 0644 "$tmp" && mv "$tmp" /etc/resolv.conf; fi
+fi
+wait_for "consul.service.consul through dnsmasq" 120 ready_state getent hosts consul.service.consul
