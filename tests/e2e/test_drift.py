@@ -102,17 +102,19 @@ def test_refresh_shows_each_drift_and_up_repairs_it_under_load(project: Project,
     print(f"drift repaired under load: {result}; steps run: {sorted(ran)}")
     assert result.failed == 0, result
     assert result.during > 0, result
-    # What ran: the drifted products' steps (their uploads, their machines' roll), client3's
-    # power (which booted it); nothing on the root server, nothing else on the other machines.
-    assert {"client1-state", "client1-consul", "client1-consul-upload", "client1-roll"} <= ran
+    # What ran: the drifted products' steps (their uploads, their machines' roll and rejoin
+    # step), client3's power (which booted it); nothing on the root server, nothing else on the
+    # other machines.
+    assert {"client1-state", "client1-consul", "client1-consul-upload", "client1-roll",
+            "client1-rejoin"} <= ran
     assert {"client2-state", "client2-nomad", "client2-nomad-upload", "client2-cadvisor",
-            "client2-cadvisor-upload", "client2-roll"} <= ran
+            "client2-cadvisor-upload", "client2-roll", "client2-rejoin"} <= ran
     assert {"frontend-lb-state", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"} <= ran
     assert {"client3-power", "client3-state"} <= ran and "client3-lab" not in ran
     assert not {name for name in ran if not name.startswith("client3-")} - {
-        "client1-state", "client1-consul", "client1-consul-upload", "client1-roll",
+        "client1-state", "client1-consul", "client1-consul-upload", "client1-roll", "client1-rejoin",
         "client2-state", "client2-nomad", "client2-nomad-upload", "client2-cadvisor",
-        "client2-cadvisor-upload", "client2-roll",
+        "client2-cadvisor-upload", "client2-roll", "client2-rejoin",
         "frontend-lb-state", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}, ran
 
     assert active(project, "client1", "consul") == "active"
