@@ -75,19 +75,22 @@ def _add_client(project: Project) -> None:
 
 
 NEW_CLIENT = ["client4", "client4-lab", "client4-identity", "client4-consul", "client4-consul-upload",
-              "client4-nomad", "client4-nomad-upload", "client4-cadvisor", "client4-cadvisor-upload",
-              "client4-roll", "client4-credentials", "client4-power", "client4-state"]
+              "client4-dnsmasq", "client4-docker", "client4-nomad", "client4-nomad-upload",
+              "client4-cadvisor", "client4-cadvisor-upload", "client4-roll", "client4-rejoin",
+              "client4-credentials", "client4-power", "client4-state"]
 
 EDITS: dict[str, tuple[Callable[[Project], None], dict[str, dict[str, list[str]]]]] = {
-    # One client's Nomad setting: that client's Nomad step and its turn to restart it.
-    "client setting": (_client_setting, {"client1": {"updated": ["client1-nomad", "client1-roll"]}}),
+    # One client's Nomad setting: that client's Nomad step, its turn to restart it and the
+    # rejoin check that follows every client's turn.
+    "client setting": (_client_setting, {"client1": {"updated": ["client1-nomad", "client1-rejoin",
+                                                                 "client1-roll"]}}),
     # Another Nomad version: on every Nomad machine the binary is copied anew, the agent step
     # updated (staged) and the machine's turn in the roll restarts it; the servers' gate checks
     # the new version. Consul and the LB untouched.
     "nomad version": (_nomad_version, {
         "root-server": {"replaced": ["root-server-nomad-upload"],
                         "updated": ["nomad-servers-ready", "root-server-nomad", "root-server-roll"]},
-        **{c: {"replaced": [f"{c}-nomad-upload"], "updated": [f"{c}-nomad", f"{c}-roll"]}
+        **{c: {"replaced": [f"{c}-nomad-upload"], "updated": [f"{c}-nomad", f"{c}-rejoin", f"{c}-roll"]}
            for c in ("client1", "client2", "client3")},
     }),
     # A fourth client: its machine, key, certificate and steps are new; every machine's
@@ -139,7 +142,7 @@ def test_review_run_previews_the_working_tree_against_the_base(project: Project,
         assert first.returncode == 0, first.stderr[-3000:]
         assert "pulumi up: the stack e2e-review to the base" in first.stderr
         summary = json.loads(json.dumps(summarize((out / "preview.json").read_text()).machines))
-        assert summary == {"client3": {"updated": ["client3-nomad", "client3-roll"]}}
+        assert summary == {"client3": {"updated": ["client3-nomad", "client3-rejoin", "client3-roll"]}}
         text = (out / "summary.md").read_text()
         assert first.stdout == text and "client3-nomad" in text and "Full diff" in text
         again = subprocess.run(cmd, cwd=repo, env=project.env, capture_output=True, text=True, timeout=900)
