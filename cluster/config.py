@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from cluster.jobfiles import JobFileError, task_drivers
+
 NAMESPACE = "hashicluster"
 
 MachineProvider = Literal["nspawn", "vagrant"]
@@ -190,6 +192,8 @@ class ClusterSpec:
     # each client that runs the service, which routes to the instances on its own node.
     load_balancing: LoadBalancing = "one-tier"
     docker: PackagePin = DOCKER_PACKAGE  # the container engine of every client
+    # raw_exec (tasks as root, without isolation) on the clients: only when a listed job uses it.
+    raw_exec: bool = False
 
 
 # The keys this program reads. Anything else under the namespace is a typo and is refused.
@@ -356,11 +360,12 @@ def load(raw: Mapping[str, str], stack: str, defaults: PinDefaults | None = None
     machines = _machines(raw.get("machines"), CLIENT_OFFSET + clients)
     region = _parse_name("region", raw.get("region", "global"),
                          re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$"), "a region name", "global")
+    jobs = _jobs(raw.get("jobs"))
     return ClusterSpec(stack=stack, domain=domain, servers=servers, clients=clients,
                        machines=machines, datacenter=datacenter, region=region,
                        install=_install(raw, defaults or (lambda source: {})),
                        client_settings=_client_settings(raw.get("clientSettings"), clients),
-                       jobs=_jobs(raw.get("jobs")), security=_security(raw.get("security")),
+                       jobs=jobs, raw_exec=_raw_exec(jobs), security=_security(raw.get("security")),
                        load_balancing=_load_balancing(raw.get("loadBalancing")),
                        docker=_docker(raw.get("docker")))
 
@@ -425,6 +430,19 @@ def _jobs(raw: str | None) -> tuple[str, ...]:
             raise ConfigError("jobs", f"{name!r} is not a job in jobs/ (known: {', '.join(known)})",
                               "name a file jobs/<name>.nomad.hcl")
     return tuple(value)
+
+
+def _raw_exec(jobs: tuple[str, ...]) -> bool:
+    """Whether a job of JOBS runs a task with raw_exec (then the clients enable it)."""
+    drivers: set[str] = set()
+    for name in jobs:
+        path = JOBS_DIR / f"{name}.nomad.hcl"
+        try:
+            drivers |= task_drivers(path.read_text())
+        except JobFileError as e:
+            raise ConfigError("jobs", f"jobs/{path.name}: {e}",
+                              f"fix jobs/{path.name} (check it with: nomad job validate)") from e
+    return "raw_exec" in drivers
 
 
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")

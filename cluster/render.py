@@ -83,7 +83,7 @@ def _nomad_ctx(c: FileContext) -> dict[str, Any]:
     return {"datacenter": c.spec.datacenter, "region": c.spec.region, "node": c.node, "servers": c.servers,
             "server": c.node.role is Role.SERVER,
             "settings": c.spec.client_settings.get(c.node.name, c.spec.default_client),
-            "interface_of_address": interface, "tls": c.spec.security.tls}
+            "interface_of_address": interface, "tls": c.spec.security.tls, "raw_exec": c.spec.raw_exec}
 
 
 def _balancer_ctx(c: FileContext) -> dict[str, Any]:

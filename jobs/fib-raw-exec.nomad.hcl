@@ -65,10 +65,8 @@ job "fib" {
     }
 
     task "fib" {
-      # raw_exec, not exec: the lab's machines are systemd-nspawn containers whose cgroup v1
-      # controllers are mounted read-only, so exec cannot apply its isolation (chroot,
-      # cgroups) there. On full VMs exec works: change the driver and keep the rest.
-      # The task runs as the client's user, root (see jobs/README.md for `user`).
+      # raw_exec: no isolation, the task runs as the client's user, root (see jobs/README.md).
+      # The clients enable it because this job is in the stack's list.
       driver = "raw_exec"
 
       config {

@@ -37,8 +37,8 @@ def test_nomad_has_a_leader_and_three_ready_clients(project: Project, cluster: d
         ("client1", "ready"), ("client2", "ready"), ("client3", "ready")]
 
 
-def test_every_client_has_docker_and_nomads_docker_and_exec_drivers(project: Project,
-                                                                    cluster: dict[str, Any]) -> None:
+def test_every_client_has_docker_and_nomads_docker_and_exec_drivers_and_no_raw_exec(
+        project: Project, cluster: dict[str, Any]) -> None:
     for i in (1, 2, 3):
         client = f"client{i}"
         info = json.loads(on_machine(project, client, "docker info --format '{{json .}}'"))
@@ -48,6 +48,8 @@ def test_every_client_has_docker_and_nomads_docker_and_exec_drivers(project: Pro
         drivers = {name: (d["Detected"], d["Healthy"]) for name, d in node["Drivers"].items()}
         assert drivers["docker"] == (True, True), (client, node["Drivers"])
         assert drivers["exec"] == (True, True), (client, node["Drivers"])
+        # No job of the stack's list runs without isolation: raw_exec is off.
+        assert drivers.get("raw_exec", (False, False))[0] is False, (client, node["Drivers"])
     # The servers carry the package, off: containers run on the clients only.
     assert on_server(project, "systemctl is-enabled docker || true").strip() == "disabled"
 

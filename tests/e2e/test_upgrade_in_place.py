@@ -24,13 +24,14 @@ from .load import load
 
 pytestmark = pytest.mark.e2e
 
-# The program users may be running: the last commit before fib in containers. Move it forward
-# when a release's stacks are the ones to upgrade from. Lab machines have no Debian mirror:
-# what a new step installs from Debian must be in the lab base of the machines UPGRADE_FROM
-# made (a real machine's apt would fetch it). dd64ceb's base carries the registry.
-# (Upgrades from c9e4131, whose clients reboot to get containers, passed with this test:
-# 0 failed requests.)
-UPGRADE_FROM = "dd64ceb"
+# The program users may be running: the release that ran fib in containers with raw_exec still
+# on (expand); this tree turns raw_exec off where no listed job uses it (contract). Move it
+# forward when a release's stacks are the ones to upgrade from. Lab machines have no Debian
+# mirror: what a new step installs from Debian must be in the lab base of the machines
+# UPGRADE_FROM made (a real machine's apt would fetch it).
+# (Upgrades from c9e4131, whose clients reboot to get containers, and from dd64ceb, fib on
+# raw_exec to containers, passed with this test: 0 failed requests.)
+UPGRADE_FROM = "c4d8127"
 STACK = "e2e-upgrade"
 NETWORK = "10.210.6.0/24"
 LB = "10.210.6.20"
@@ -41,21 +42,10 @@ SCRIPT_INPUTS = {"create", "update", "delete", "triggers"}
 # unknown, and shown as changing, wherever a step they come from will update. The up shows
 # that they kept their values.
 FROM_UPDATED_STEPS = {"stdin"}
-MACHINES = ("root-server", "frontend-lb", "client1", "client2", "client3")
-CLIENTS = MACHINES[2:]
-# Inputs that this upgrade changes on purpose, beyond scripts and triggers: each machine's
-# drift state watches its DNS forwarder (the load balancer's the registry too); each Consul
-# agent gets the DNS token as its default (its acl.hcl, a secret file on its step's stdin), and
-# consul-acl writes that token; the clients' Docker gets the cluster's CA (on its stdin); fib's
-# job runs the image the program built (its file and its `image` variable).
-NEW_INPUTS = {**{f"{m}-state": {"products"} for m in MACHINES},
-              **{f"{m}-consul": {"stdin"} for m in MACHINES},
-              **{f"{c}-docker": {"stdin"} for c in CLIENTS},
-              "consul-acl": {"stdin"}, "job-fib": {"hcl", "variables"}}
-# The steps this upgrade adds: each machine's DNS forwarder and the DNS token's secret, the
-# registry on the load balancer and the build of fib's image.
-NEW_STEPS = {*(f"{m}-dnsmasq" for m in MACHINES), "consul-dns-token", "frontend-lb-docker-registry",
-             "fib-image"}
+# Inputs that this upgrade changes on purpose, beyond scripts and triggers: none.
+NEW_INPUTS: dict[str, set[str]] = {}
+# The steps this upgrade adds: none (the clients' Nomad steps change: raw_exec off).
+NEW_STEPS: set[str] = set()
 
 
 @pytest.fixture(scope="module")

@@ -118,6 +118,23 @@ def test_docker_is_pinned_to_debian_12s_package_unless_the_stack_says_otherwise(
     assert trixie.docker == cfg.PackagePin("docker.io", "26.1.5+dfsg1-9+b9")
 
 
+def test_raw_exec_is_on_only_when_a_listed_job_uses_it() -> None:
+    assert not cfg.load(dict(LAB_STACK), "s", fake_pins).raw_exec
+    assert cfg.load({**LAB_STACK, "jobs": '["fib-raw-exec"]'}, "s", fake_pins).raw_exec
+    assert not cfg.load({**LAB_STACK, "jobs": "[]"}, "s", fake_pins).raw_exec
+
+
+def test_a_job_file_that_is_not_hcl_is_refused_naming_it(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "broken.nomad.hcl").write_text('job "broken" {\n  group "g" {\n')
+    monkeypatch.setattr(cfg, "JOBS_DIR", tmp_path)
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.load({**LAB_STACK, "jobs": '["broken"]'}, "s", fake_pins)
+    message = str(info.value)
+    assert message.startswith("hashicluster:jobs: jobs/broken.nomad.hcl: not a Nomad job file"), message
+    assert "Fix: fix jobs/broken.nomad.hcl" in message
+
+
 def test_missing_machines_is_an_error() -> None:
     with pytest.raises(cfg.ConfigError, match=r"hashicluster:machines: not set.*Fix: pulumi config set"):
         cfg.load({}, "s")

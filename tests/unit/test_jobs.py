@@ -173,6 +173,28 @@ def test_server_answers_logs_and_stops_on_sigterm() -> None:
     assert lines[-2:] == ["fib: SIGTERM, shutting down", "fib: stopped"]
 
 
+def test_echo_fixture_answers_any_path_on_the_address_it_is_given() -> None:
+    """The e2e echo job's server (it runs in a container there: ECHO_BIND/ECHO_PORT win)."""
+    port = free_port()
+    env = {**os.environ, "NOMAD_IP_http": "192.0.2.1", "NOMAD_PORT_http": "1",
+           "ECHO_BIND": "127.0.0.1", "ECHO_PORT": str(port), "NOMAD_ALLOC_ID": "alloc-echo"}
+    proc = subprocess.Popen([sys.executable, str(ECHO_PY)], env=env, stdout=subprocess.DEVNULL)
+    replies: list[tuple[int, str]] = []
+
+    def answers() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/some/path?x=1", timeout=5) as reply:
+            replies.append((reply.status, reply.read().decode()))
+        return True
+
+    try:
+        wait_until("echo.py answering", answers, poll=0.05, ignore=(OSError,))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=HANG_GUARD)
+    assert replies[-1] == (200, "echo from alloc-echo path=/some/path?x=1\n")
+    assert proc.returncode == 0
+
+
 # --- build.py: the embedded copies ---------------------------------------------------------
 
 

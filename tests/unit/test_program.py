@@ -436,6 +436,9 @@ def test_the_raw_exec_variant_of_fib_runs_no_image(key_file: Path) -> None:
     graph = lab(key_file, dict(LAB_STACK, jobs='["fib-raw-exec"]'))
     assert "fib-image" not in graph.names()
     assert graph.inputs("job-fib-raw-exec")["variables"] == {}
+    raw_exec_on = 'plugin "raw_exec" {\n  config {\n    enabled = true'
+    assert raw_exec_on in graph.inputs("client1-nomad")["create"]
+    assert raw_exec_on not in lab(key_file).inputs("client1-nomad")["create"]
 
 
 def test_every_machine_forwards_consul_names_and_clients_containers_use_it(key_file: Path) -> None:

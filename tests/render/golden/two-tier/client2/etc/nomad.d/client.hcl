@@ -23,9 +23,10 @@ plugin "docker" {
   }
 }
 
-# raw_exec runs tasks as root without isolation (jobs/fib-raw-exec.nomad.hcl uses it).
+# raw_exec runs tasks as root without isolation: on only when a job of the stack's list uses
+# it (jobs/fib-raw-exec.nomad.hcl does).
 plugin "raw_exec" {
   config {
-    enabled = true
+    enabled = false
   }
 }
