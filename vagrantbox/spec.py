@@ -47,6 +47,9 @@ PACKAGES: tuple[str, ...] = (
     # until the cluster's docker step turns it on
     "docker.io",
     "iptables",
+    # the box's kernel has AppArmor on: Docker then loads its docker-default profile for every
+    # container with apparmor_parser, and refuses to start one without it
+    "apparmor",
     # the cluster's image registry (on the load balancer) and the DNS forwarder for *.consul
     # names, likewise off until the cluster's steps configure them
     "docker-registry",

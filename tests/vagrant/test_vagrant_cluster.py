@@ -2,12 +2,12 @@
 
 A stack of three VMs (root server, load balancer, one client) from the project's own box
 (`python3 -m vagrantbox add`), with `driver: auto` (plain emulation here: this host has no
-usable KVM) and the binaries uploaded from the controller; no job (Docker, the registry and
-the DNS forwarders are installed; fib's container does not run on the box yet: its kernel has
-AppArmor on and the box lacks apparmor_parser). Checked over SSH: a Consul leader, a ready
-Nomad client, Consul's names through the machines' DNS forwarders (systemd-resolved manages
-the box's resolver); then a no-op preview; then `pulumi destroy` leaves no libvirt domain,
-disk or network of the stack behind.
+usable KVM) and the binaries uploaded from the controller; fib in containers, its image built
+on the client and pulled from the registry on the load balancer (plain HTTP: security off).
+Checked over SSH: a Consul leader, a ready Nomad client, Consul's names through the machines'
+DNS forwarders (systemd-resolved manages the box's resolver), fib's containers and fib through
+the load balancer; then a no-op preview; then `pulumi destroy` leaves no libvirt domain, disk
+or network of the stack behind.
 
 Where no libvirt daemon runs (this project's test hosts), `python3 -m vagrantbox host up`
 starts one in a network namespace of its own; Pulumi and Vagrant run in it.
@@ -37,7 +37,6 @@ STACK_CONFIG = f"""config:
   hashicluster:domain: demo
   hashicluster:servers: 1
   hashicluster:clients: 1
-  hashicluster:jobs: "[]"
   hashicluster:machines:
     provider: vagrant
     box: {spec.DEFAULT_NAME}
@@ -136,6 +135,15 @@ def test_consul_names_resolve_through_systemd_resolved_and_dnsmasq(vagrant_proje
                                                                    vagrant_cluster: dict[str, Any]) -> None:
     found = vagrant_project.ssh("client1", "getent hosts consul.service.consul").split()
     assert found[:2] == ["192.168.56.10", "consul.service.consul"], found
+
+
+def test_fib_runs_in_containers_and_answers_through_the_load_balancer(
+        vagrant_project: VagrantProject, vagrant_cluster: dict[str, Any]) -> None:
+    names = vagrant_project.ssh("client1", "docker ps --filter label=com.hashicorp.nomad.job_name=fib "
+                                "--format {{.Image}}").split()
+    assert len(names) == 3 and all(n.startswith("frontend.lb.demo:5000/fib:") for n in names), names
+    answer = json.loads(vagrant_project.ssh("root-server", "curl -sf -m 10 http://frontend.lb.demo/fib/10"))
+    assert (answer["fib"], answer["host"]) == (55, "client1.demo"), answer
 
 
 def test_second_preview_changes_nothing(vagrant_project: VagrantProject,
