@@ -42,7 +42,7 @@ STACK_CONFIG = f"""config:
     box: {spec.DEFAULT_NAME}
     driver: auto
     network: 192.168.56.0/24
-    cpus: 1
+    cpus: {{server: 1, lb: 1, client: 2}}  # fib's three containers start on the one client
     memory: {{server: 1024, lb: 512, client: 1024}}
   hashicluster:install:
     source: upload
