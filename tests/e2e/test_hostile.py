@@ -116,8 +116,9 @@ def test_a_machine_that_dies_mid_change_converges_on_the_next_up(project: Projec
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
     assert "client3-roll" in out and "failed" in out, out[-3000:]
-    # Back on (same disk): the next run restarts what is still pending there and converges.
-    project.lab("up", machine, "--address", CLIENT3)
+    # Back on (same disk, and the settings the program made it with: a client runs
+    # containers): the next run restarts what is still pending there and converges.
+    project.lab("up", machine, "--address", CLIENT3, "--containers")
     project.pulumi("up", "--yes", "--skip-preview")
     project.pulumi("preview", "--expect-no-changes")
     assert on_machine(project, "client3", "ls /var/lib/hashicluster/restart/ | wc -l").strip() == "0"

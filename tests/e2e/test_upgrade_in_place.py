@@ -42,8 +42,9 @@ SCRIPT_INPUTS = {"create", "update", "delete", "triggers"}
 # unknown, and shown as changing, wherever a step they come from will update. The up shows
 # that they kept their values.
 FROM_UPDATED_STEPS = {"stdin"}
-# Inputs that this upgrade changes on purpose, beyond scripts and triggers: none.
-NEW_INPUTS: dict[str, set[str]] = {}
+# Inputs that this upgrade changes on purpose, beyond scripts and triggers: fib's job runs a
+# new build of its image (the recipe of its base image changed: templates/images/).
+NEW_INPUTS: dict[str, set[str]] = {"job-fib": {"variables"}}
 # The steps this upgrade adds: none (the clients' Nomad steps change: raw_exec off).
 NEW_STEPS: set[str] = set()
 
