@@ -19,11 +19,11 @@ from cluster.jobfiles import JobFileError, task_drivers
 
 NAMESPACE = "hashicluster"
 
-MachineProvider = Literal["nspawn", "vagrant"]
+MachineProvider = Literal["nspawn", "vagrant", "ssh"]
 InstallSource = Literal["release", "upload"]
 INSTALL_SOURCES: tuple[InstallSource, ...] = ("release", "upload")
 DEFAULT_MIRROR = "https://releases.hashicorp.com"
-MACHINE_PROVIDERS: tuple[MachineProvider, ...] = ("nspawn", "vagrant")
+MACHINE_PROVIDERS: tuple[MachineProvider, ...] = ("nspawn", "vagrant", "ssh")
 
 # Addresses are handed out from fixed offsets inside the machine network, so a node's
 # address never depends on how many nodes of another role exist.
@@ -74,16 +74,68 @@ class VagrantSettings:
     memory: Mapping[str, int]  # role -> MiB
 
 
+# A host key to pin is `TYPE BASE64` as in a .pub file or `ssh-keyscan` (a trailing comment is
+# dropped); TRUST_ON_FIRST_USE takes the key the host shows the first time and records it in the
+# stack (cluster/machines/ssh.py), refusing any other key afterwards.
+TRUST_ON_FIRST_USE = "trust-on-first-use"
+HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+                  "ssh-rsa")
+_HOST_KEY_RE = re.compile(r"^(" + "|".join(HOST_KEY_TYPES) + r") [A-Za-z0-9+/]+={0,2}$")
+_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
+
+
+@dataclass(frozen=True)
+class SshLogin:
+    """How the program logs in to one machine: `ssh -p PORT USER@ADDRESS`, with a key file (or
+    the SSH agent when there is none) and the host key it must show."""
+
+    address: str
+    port: int
+    user: str
+    private_key_file: str  # "" = the SSH agent ($SSH_AUTH_SOCK)
+    host_key: str  # "TYPE BASE64", or TRUST_ON_FIRST_USE
+
+    @property
+    def tofu(self) -> bool:
+        return self.host_key == TRUST_ON_FIRST_USE
+
+
+@dataclass(frozen=True)
+class SshHost:
+    """One existing machine: its address in the cluster, how to log in, through the bastion or not."""
+
+    address: str
+    login: SshLogin
+    via_bastion: bool = False
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """Existing machines reached over SSH, listed by role."""
+
+    servers: tuple[SshHost, ...]
+    load_balancers: tuple[SshHost, ...]
+    clients: tuple[SshHost, ...]
+    bastion: SshLogin | None = None
+
+    @property
+    def hosts(self) -> tuple[SshHost, ...]:
+        """Every host in the order of topology.nodes: servers, load balancer, clients."""
+        return (*self.servers, *self.load_balancers, *self.clients)
+
+
 @dataclass(frozen=True)
 class MachinesSpec:
     provider: MachineProvider
     nspawn: NspawnSettings | None = None
     vagrant: VagrantSettings | None = None
+    ssh: SshSettings | None = None
 
     @property
     def network(self) -> ipaddress.IPv4Network:
         settings = self.nspawn or self.vagrant
-        assert settings is not None
+        assert settings is not None, "existing machines have no network of the program's: see machines.ssh"
         return settings.network
 
 
@@ -284,6 +336,8 @@ def _machines(raw: str | None, highest_host: int) -> MachinesSpec:
         raise ConfigError(f"{key}.provider",
                           f"{provider!r} is not a machine provider (one of: {', '.join(MACHINE_PROVIDERS)})",
                           _fix_set_path(f"{key}.provider", "nspawn"))
+    if provider == "ssh":
+        return MachinesSpec(provider="ssh", ssh=_ssh(obj))
     if provider == "nspawn":
         _check_keys(key, obj, ("provider", "network"))
         network = _network(f"{key}.network", obj.get("network"), "10.210.1.0/24", highest_host)
@@ -315,6 +369,129 @@ def _machines(raw: str | None, highest_host: int) -> MachinesSpec:
         cpus=_per_role(f"{key}.cpus", obj.get("cpus"), VAGRANT_CPUS, 1, 64),
         memory=_per_role(f"{key}.memory", obj.get("memory"), VAGRANT_MEMORY, 256, 262144),
     ))
+
+
+SSH_HOST_KEYS = ("address", "hostKey", "sshAddress", "port", "user", "privateKeyFile", "viaBastion")
+SSH_BASTION_KEYS = ("address", "hostKey", "port", "user", "privateKeyFile")
+SSH_ROLES = ("servers", "loadBalancers", "clients")
+
+
+def _ssh_string(key: str, value: Any, pattern: re.Pattern[str], what: str, example: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ConfigError(key, f"{value!r} is not {what}", _fix_set_path(key, example))
+    return value
+
+
+def _ssh_address(key: str, value: Any) -> str:
+    """An IPv4 address (a cluster address must be one: it goes into the agents' files)."""
+    try:
+        return str(ipaddress.IPv4Address(str(value))) if isinstance(value, str) else ""
+    except ValueError:
+        pass
+    raise ConfigError(key, f"{value!r} is not an IPv4 address", _fix_set_path(key, "192.0.2.10"))
+
+
+def _host_key(key: str, value: Any) -> str:
+    """A host key as a .pub file has it (its comment dropped), or TRUST_ON_FIRST_USE."""
+    if value == TRUST_ON_FIRST_USE:
+        return TRUST_ON_FIRST_USE
+    text = " ".join(value.split()[:2]) if isinstance(value, str) else value
+    if not isinstance(text, str) or not _HOST_KEY_RE.match(text):
+        raise ConfigError(key, f"{value!r} is not a host public key (TYPE BASE64, as in the host's "
+                          f"/etc/ssh/ssh_host_ed25519_key.pub) nor {TRUST_ON_FIRST_USE!r}",
+                          f"pin the key `ssh-keyscan -t ed25519 HOST` prints: "
+                          f"{_fix_set_path(key, repr('ssh-ed25519 AAAA...'))}")
+    return text
+
+
+def _ssh_login(key: str, obj: Mapping[str, Any], address: str) -> SshLogin:
+    if "hostKey" not in obj:
+        raise ConfigError(f"{key}.hostKey", "not set: every host's SSH key is pinned (or trusted on "
+                          "first use, recorded in the stack)",
+                          _fix_set_path(f"{key}.hostKey", f"'{TRUST_ON_FIRST_USE}'"))
+    key_file = obj.get("privateKeyFile", "")
+    if not isinstance(key_file, str) or (key_file and not key_file.startswith(("/", "~"))):
+        raise ConfigError(f"{key}.privateKeyFile", f"{key_file!r} is not an absolute path "
+                          "(leave it out to use the SSH agent)",
+                          _fix_set_path(f"{key}.privateKeyFile", "~/.ssh/id_ed25519"))
+    return SshLogin(
+        address=address,
+        port=_object_int(f"{key}.port", obj.get("port"), 22, 1, 65535),
+        user=_ssh_string(f"{key}.user", obj.get("user", "root"), _USER_RE, "a user name", "deploy"),
+        private_key_file=key_file,
+        host_key=_host_key(f"{key}.hostKey", obj["hostKey"]))
+
+
+def _ssh_host(key: str, obj: Any) -> SshHost:
+    if not isinstance(obj, dict):
+        raise ConfigError(key, f"expected a host (an object with address and hostKey), got {obj!r}",
+                          _fix_set_path(f"{key}.address", "192.0.2.10"))
+    _check_keys(key, obj, SSH_HOST_KEYS)
+    address = _ssh_address(f"{key}.address", obj.get("address"))
+    ssh_address = obj.get("sshAddress", address)
+    if ssh_address != address:
+        ssh_address = _ssh_string(f"{key}.sshAddress", ssh_address, _HOSTNAME_RE,
+                                  "a host name or address", "203.0.113.10")
+    via = obj.get("viaBastion", False)
+    via = {"true": True, "false": False}.get(via, via) if isinstance(via, str) else via
+    if not isinstance(via, bool):
+        raise ConfigError(f"{key}.viaBastion", f"expected true or false, got {via!r}",
+                          _fix_set_path(f"{key}.viaBastion", "true"))
+    return SshHost(address=address, login=_ssh_login(key, obj, ssh_address), via_bastion=via)
+
+
+def _ssh(obj: Mapping[str, Any]) -> SshSettings:
+    """`machines: {provider: ssh, servers: [...], loadBalancers: [...], clients: [...], bastion}`."""
+    key = "machines"
+    _check_keys(key, obj, ("provider", *SSH_ROLES, "bastion"))
+    lists: dict[str, tuple[SshHost, ...]] = {}
+    for role in SSH_ROLES:
+        value = obj.get(role)
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{key}.{role}", f"expected a list of hosts, got {value!r}",
+                              _fix_set_path(f"{key}.{role}[0].address", "192.0.2.10"))
+        lists[role] = tuple(_ssh_host(f"{key}.{role}[{i}]", h) for i, h in enumerate(value))
+    if len(lists["loadBalancers"]) != 1:
+        raise ConfigError(f"{key}.loadBalancers", f"the cluster has one front load balancer, "
+                          f"{len(lists['loadBalancers'])} are listed", "list exactly one")
+    bastion = None
+    if "bastion" in obj:
+        raw = obj["bastion"]
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{key}.bastion", f"expected a host, got {raw!r}",
+                              _fix_set_path(f"{key}.bastion.address", "203.0.113.10"))
+        _check_keys(f"{key}.bastion", raw, SSH_BASTION_KEYS)
+        address = _ssh_string(f"{key}.bastion.address", raw.get("address"), _HOSTNAME_RE,
+                              "a host name or address", "203.0.113.10")
+        bastion = _ssh_login(f"{key}.bastion", raw, address)
+        if bastion.tofu:
+            raise ConfigError(f"{key}.bastion.hostKey", "a bastion's key is pinned, never trusted on "
+                              "first use: every host behind it is reached through it",
+                              f"pin the key `ssh-keyscan -t ed25519 {address}` prints")
+    seen: dict[str, str] = {}
+    for role in SSH_ROLES:
+        for i, host in enumerate(lists[role]):
+            where = f"{key}.{role}[{i}]"
+            if host.address in seen:
+                raise ConfigError(f"{where}.address", f"{host.address} is listed twice "
+                                  f"(also as {seen[host.address]})", "give each machine its own address")
+            seen[host.address] = where
+            if host.via_bastion and bastion is None:
+                raise ConfigError(f"{where}.viaBastion", "no bastion is configured",
+                                  _fix_set_path(f"{key}.bastion.address", "203.0.113.10"))
+    return SshSettings(servers=lists["servers"], load_balancers=lists["loadBalancers"],
+                       clients=lists["clients"], bastion=bastion)
+
+
+def _ssh_counts(raw: Mapping[str, str], ssh: SshSettings) -> tuple[int, int]:
+    """The servers and clients of a stack of existing machines: as many as are listed (the
+    `servers` and `clients` settings, when set, must agree)."""
+    counts = {"servers": len(ssh.servers), "clients": len(ssh.clients)}
+    for name, listed in counts.items():
+        if name in raw and _parse_int(name, raw[name], 1, 10**6, str(listed)) != listed:
+            raise ConfigError(name, f"{raw[name]} does not match the {listed} hosts listed in "
+                              f"machines.{name}", f"pulumi config rm {NAMESPACE}:{name} (the list decides)")
+    return counts["servers"], counts["clients"]
 
 
 def _per_role(key: str, value: Any, defaults: Mapping[str, int], low: int, high: int) -> dict[str, int]:
@@ -353,11 +530,13 @@ def load(raw: Mapping[str, str], stack: str, defaults: PinDefaults | None = None
     datacenter = _parse_name("datacenter", raw.get("datacenter", "dc1"),
                              re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$"), "a datacenter name", "dc1")
     servers = _parse_int("servers", raw.get("servers", "1"), 1, MAX_SERVERS, "1")
+    clients = _parse_int("clients", raw.get("clients", "3"), 1, MAX_CLIENTS, "3")
+    machines = _machines(raw.get("machines"), CLIENT_OFFSET + clients)
+    if machines.ssh is not None:
+        servers, clients = _ssh_counts(raw, machines.ssh)
     if servers % 2 == 0:
         raise ConfigError("servers", f"{servers} servers cannot keep a quorum through a failure "
                           "better than one fewer; use an odd number", _fix_set("servers", "3"))
-    clients = _parse_int("clients", raw.get("clients", "3"), 1, MAX_CLIENTS, "3")
-    machines = _machines(raw.get("machines"), CLIENT_OFFSET + clients)
     region = _parse_name("region", raw.get("region", "global"),
                          re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$"), "a region name", "global")
     jobs = _jobs(raw.get("jobs"))

@@ -21,7 +21,11 @@ from cluster.config import DEFAULT_MIRROR, BinaryPin, InstallSpec, PackagePin
 from cluster.render import DNS_UPSTREAM, RESOLVED_DROPIN, File, render_script
 from cluster.topology import Node, Role
 
-STAGING = "/var/lib/hashicluster/staging"
+STATE = "/var/lib/hashicluster"  # everything the program keeps on a machine (lib.sh: HC_STATE)
+STAGING = f"{STATE}/staging"
+# Where the controller's binaries arrive (`upload` source): owned by the login user, who may not
+# be root (the identity step makes it).
+UPLOADS = "/var/lib/hashicluster/uploads"
 MANIFESTS = "/var/lib/hashicluster/manifest"  # per product: what its install step put in place
 PENDING = "/var/lib/hashicluster/restart"  # one file per agent awaiting its roll
 # Debian's mark that a machine must reboot for a change to apply (a kernel update; a lab
@@ -36,7 +40,7 @@ GATE_TIMEOUT = 180  # seconds a tier has to work
 
 def staged_path(pin: BinaryPin) -> str:
     """Where an uploaded binary waits on the machine until it is verified and installed."""
-    return f"{STAGING}/{pin.product}-{pin.version}"
+    return f"{UPLOADS}/{pin.product}-{pin.version}"
 
 
 def manifest_path(product: str) -> str:
@@ -87,6 +91,12 @@ class Agent:
     starts_at_reboot: bool = False
     secrets: tuple[str, ...] = ()  # files that come on stdin (see secrets_bundle), never in the text
     retired: tuple[str, ...] = ()  # secret files it may have had and must not have now
+    # Files the service itself writes while it runs (consul-template's renders, Docker's key):
+    # kept (a copy of what the machine had) and given back at removal like the step's own files.
+    runtime: tuple[str, ...] = ()
+    # Image names (a registry's `HOST:PORT/` prefix, or `REPOSITORY:`) the cluster puts into this
+    # machine's Docker: removed with it.
+    images: tuple[str, ...] = ()
 
 
 def secrets_bundle(files: Sequence[File]) -> str:
@@ -121,22 +131,27 @@ def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> 
         resolved_dropin=RESOLVED_DROPIN,
         user=agent.user, data_dir=agent.data_dir, packages=agent.packages,
         package_pins=agent.package_pins, files=agent.files,
-        secrets=agent.secrets, retired=agent.retired, timeout=agent.timeout,
+        secrets=agent.secrets, retired=agent.retired, runtime=agent.runtime, timeout=agent.timeout,
         address=agent.address, server=agent.server, health=agent.health, health_ca=agent.health_ca,
         nomad_url=nomad_url(agent.address))
 
 
-# Products whose removal does something first: Consul and Nomad leave the cluster (a leave, a
-# drain), dnsmasq gives the machine its resolvers back.
-_LEAVES = ("consul", "nomad", "dnsmasq")
+# Products whose removal does something of its own: Consul and Nomad leave the cluster (a leave,
+# a drain), dnsmasq gives the machine its resolvers back, Docker drops the cluster's images.
+_OWN_REMOVAL = ("consul", "nomad", "dnsmasq", "docker")
 
 
 def uninstall_script(agent: Agent, servers: Sequence[Node] = ()) -> str:
     """Stop the agent and remove what install_script put in place (data included), after it
     has left the cluster: a Consul agent leaves; a Nomad client is drained and purged from the
     node list of SERVERS."""
-    template = f"uninstall-{agent.product}.sh.j2" if agent.product in _LEAVES else "uninstall.sh.j2"
+    template = f"uninstall-{agent.product}.sh.j2" if agent.product in _OWN_REMOVAL else "uninstall.sh.j2"
+    # What only the program makes: its binaries' products' own directories and unit (a packaged
+    # product's /etc/PRODUCT.d is Debian's). Removed even where an older install kept no record.
+    owned = ([f"/etc/{agent.product}.d", f"/opt/{agent.product}", f"/usr/local/bin/{agent.product}",
+              f"/etc/systemd/system/{agent.product}.service"] if agent.pin else [])
     return render_script(template, product=agent.product, server=agent.server, staging=STAGING,
+                         uploads=UPLOADS, owned=owned, images=agent.images,
                          manifest=manifest_path(agent.product),
                          pending=PENDING, nomad_url=nomad_url(agent.address),
                          server_urls=[nomad_url(s.address) for s in servers],

@@ -14,9 +14,10 @@ from pulumi.runtime import config as runtime_config
 
 from cluster import binaries
 from cluster import config as cfg
+from cluster import preflight as checks
 from cluster.images import job_image
 from cluster.jobs import NomadJob
-from cluster.machines import Machine, nspawn, vagrant
+from cluster.machines import Machine, nspawn, ssh, vagrant
 from cluster.secrets import (
     CLUSTER_OUTPUTS,
     NODE_OUTPUTS,
@@ -39,8 +40,12 @@ def stack_config() -> dict[str, str]:
             for k, v in every.items() if k.startswith(prefix)}
 
 
-def make_machines(spec: cfg.ClusterSpec, check_network: bool = True) -> list[Machine]:
-    """One machine per node, made by the configured provider."""
+def make_machines(spec: cfg.ClusterSpec, check_network: bool = True,
+                  preflight: ssh.Preflight = checks.check_all) -> list[Machine]:
+    """One machine per node, made by the configured provider (existing machines: looked at
+    by PREFLIGHT first)."""
+    if spec.machines.provider == "ssh":
+        return ssh.machines(spec, nodes(spec), preflight)
     if spec.machines.provider == "nspawn":
         if check_network:
             nspawn.require_lab_network()
@@ -133,17 +138,21 @@ class Cluster:
 
 def build(raw: Mapping[str, str], stack: str, check_network: bool = True,
           pins: cfg.PinDefaults = binaries.defaults,
-          local_binaries: Callable[[cfg.ClusterSpec], Mapping[str, str]] = binaries.uploads) -> Cluster:
-    """Validate the config, then create every resource of one stack.
+          local_binaries: Callable[[cfg.ClusterSpec], Mapping[str, str]] = binaries.uploads,
+          preflight: ssh.Preflight = checks.check_all) -> Cluster:
+    """Validate the config (existing machines: look at them), then create every resource of
+    one stack.
 
-    `pins` and `local_binaries` default to the toolchain's (see cluster/binaries.py).
+    `pins` and `local_binaries` default to the toolchain's (see cluster/binaries.py); `preflight`
+    to the real checks (cluster/preflight.py).
     """
     try:
         spec = cfg.load(raw, stack, pins)
         uploads = local_binaries(spec)
-    except cfg.ConfigError as err:
+        machines = make_machines(spec, check_network, preflight)
+    except (cfg.ConfigError, checks.PreflightError) as err:
         raise pulumi.RunError(str(err)) from None
-    cluster = Cluster(spec, make_machines(spec, check_network))
+    cluster = Cluster(spec, machines)
     first = {m.node.name: identity(m, cluster.nodes) for m in cluster.machines}
     cluster.steps += list(first.values())
     secrets = make_secrets(spec, cluster.machines)

@@ -250,6 +250,10 @@ REGISTRY_TLS = f"{_REGISTRY_DIR}/tls"
 # The cluster's CA among the machine's trusted ones (Docker trusts the registry's certificate
 # through it; `update-ca-certificates` adds it).
 CLUSTER_CA = "/usr/local/share/ca-certificates/hashicluster-ca.crt"
+# What the services write while they run (given back at their removal): consul-template's
+# renders (and their directory) on a balancer; Docker's key and the CNI configuration.
+BALANCER_RENDERED = ("/etc/nginx/conf.d/services.conf", "/etc/nginx/locations.d")
+DOCKER_RENDERED = ("/etc/docker/key.json", "/etc/cni")
 DNS_UPSTREAM = "/var/lib/hashicluster/resolv.conf.upstream"  # the resolvers a machine had before dnsmasq
 RESOLVED_DROPIN = "/etc/systemd/resolved.conf.d/hashicluster-consul.conf"  # .consul to dnsmasq
 

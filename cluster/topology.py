@@ -42,21 +42,30 @@ def _host(network: ipaddress.IPv4Network, offset: int) -> str:
     return str(network.network_address + offset)
 
 
+def _addresses(spec: ClusterSpec) -> list[str]:
+    """Every node's address in the order of nodes(): the listed ones for existing machines,
+    else fixed offsets in the machines' network."""
+    if spec.machines.ssh is not None:
+        return [host.address for host in spec.machines.ssh.hosts]
+    net = spec.machines.network
+    return [*(_host(net, SERVER_OFFSET + i) for i in range(spec.servers)), _host(net, LB_OFFSET),
+            *(_host(net, CLIENT_OFFSET + i) for i in range(1, spec.clients + 1))]
+
+
 def nodes(spec: ClusterSpec) -> list[Node]:
     """All nodes in a stable order: servers, load balancer, clients."""
-    net = spec.machines.network
     domain = spec.domain
+    addresses = iter(_addresses(spec))
     result: list[Node] = []
     for i in range(1, spec.servers + 1):
         if i == 1:
             name, hostname = "root-server", f"root.server.{domain}"
         else:
             name, hostname = f"server{i}", f"server{i}.server.{domain}"
-        result.append(Node(name, Role.SERVER, i, hostname, _host(net, SERVER_OFFSET + i - 1)))
-    result.append(Node("frontend-lb", Role.LB, 1, _lb_hostname(domain), _host(net, LB_OFFSET)))
+        result.append(Node(name, Role.SERVER, i, hostname, next(addresses)))
+    result.append(Node("frontend-lb", Role.LB, 1, _lb_hostname(domain), next(addresses)))
     for i in range(1, spec.clients + 1):
-        result.append(Node(f"client{i}", Role.CLIENT, i, f"client{i}.{domain}",
-                           _host(net, CLIENT_OFFSET + i)))
+        result.append(Node(f"client{i}", Role.CLIENT, i, f"client{i}.{domain}", next(addresses)))
     return result
 
 

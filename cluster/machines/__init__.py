@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pulumi
 from pulumi_command import remote
 
+from cluster.render import render_script
 from cluster.topology import Node
 
 
@@ -22,6 +24,22 @@ class Machine:
     connection: pulumi.Output[remote.ConnectionArgs]
     ssh: str  # the command a person types to log in
     power: pulumi.Resource | None = None  # whether it runs (cluster/services/drift.py)
+    user: str = "root"  # who the connection logs in as; steps run as root (through sudo otherwise)
+    arch: str = "amd64"  # the binaries it takes (existing machines: what the pre-flight found)
+
+    def as_root(self, script: str) -> str:
+        """SCRIPT as a step's command: as it is for root, else run by bash through `sudo -n`
+        (templates/steps/become.sh.j2), its stdin passed on."""
+        return script if self.user == "root" else render_script("become.sh.j2", script=script)
+
+    def probe_target(self) -> pulumi.Output[dict[str, object]]:
+        """The connection as cluster/sshcmd.py takes it (for the drift probe)."""
+        def target(c: remote.ConnectionArgs) -> dict[str, object]:
+            def one(x: Any) -> dict[str, object]:
+                return {"host": x.host, "port": x.port or 22, "user": x.user or "root",
+                        "private_key": x.private_key or "", "host_key": x.host_key or ""}
+            return {**one(c), **({"proxy": one(c.proxy)} if c.proxy else {})}
+        return self.connection.apply(target)
 
 
 def read_private_key(path: str, what: str, fix: str) -> str:

@@ -163,7 +163,7 @@ def consul_step(spec: ClusterSpec, root: Machine, nodes: Sequence[Node],
                 values: Mapping[str, Mapping[str, pulumi.Output[str]]],
                 after: Sequence[pulumi.Resource]) -> remote.Command:
     stdin = consul_stdin(nodes, values)
-    script = consul_script(spec, nodes)
+    script = root.as_root(consul_script(spec, nodes))
     return remote.Command(
         "consul-acl", connection=root.connection, create=script, update=script, stdin=stdin,
         # The machines and the secrets: a new machine, or new secrets, run it again.
@@ -173,7 +173,7 @@ def consul_step(spec: ClusterSpec, root: Machine, nodes: Sequence[Node],
 
 
 def nomad_step(root: Machine, after: Sequence[pulumi.Resource]) -> remote.Command:
-    script = nomad_script(root.node)
+    script = root.as_root(nomad_script(root.node))
     return remote.Command(
         "nomad-acl", connection=root.connection, create=script, update=script,
         # Its stdout holds the tokens' secrets: never logged, kept secret in the state.

@@ -25,10 +25,11 @@ from pulumi_command import remote
 
 from cluster import install, render
 from cluster.config import BACKEND_PORT, BinaryPin, ClusterSpec
+from cluster.images import base_image
 from cluster.machines import Machine
 from cluster.services import acl
 from cluster.services.drift import AgentState
-from cluster.topology import REGISTRY_PORT, Node, Role
+from cluster.topology import REGISTRY_PORT, Node, Role, registry
 
 ROLLED = ("consul", "nomad")  # restarted by the roll steps, one machine at a time
 
@@ -75,7 +76,8 @@ def _docker(spec: ClusterSpec, node: Node) -> install.Agent:
     return _with_secret_files(spec, install.Agent(
         product="docker", pin=None, user="root", data_dir=None, files=render.docker_files(spec, node),
         address=node.address, packages=(spec.docker.package,), package_pins=(spec.docker,),
-        starts_at_reboot=True), node)
+        starts_at_reboot=True, runtime=render.DOCKER_RENDERED,
+        images=(f"{registry(spec)}/", base_image().split(":")[0] + ":")), node)
 
 
 def _dnsmasq(spec: ClusterSpec, node: Node) -> install.Agent:
@@ -107,14 +109,15 @@ def _balancer(spec: ClusterSpec, node: Node, servers: list[Node]) -> tuple[insta
                           address=node.address, packages=("nginx",), health=health)
     consul_template = _with_secret_files(spec, install.Agent(
         product="consul-template", pin=spec.install.consul_template, files=template_files, user="root",
-        data_dir=None, address=node.address), node)
+        data_dir=None, address=node.address, runtime=render.BALANCER_RENDERED), node)
     return nginx, consul_template
 
 
 def _binary(machine: Machine, spec: ClusterSpec, pin: BinaryPin | None, local_path: str | None,
-            generation: pulumi.Output[int]) -> remote.CopyToRemote | None:
-    """With the `upload` source, copy the controller's binary to the machine's staging dir
-    (again when a refresh found the product drifted: its install step may need it)."""
+            generation: pulumi.Output[int], identity: pulumi.Resource | None) -> remote.CopyToRemote | None:
+    """With the `upload` source, copy the controller's binary to the machine's uploads dir,
+    which its IDENTITY step makes (again when a refresh found the product drifted: its install
+    step may need it)."""
     if pin is None or spec.install.source != "upload" or local_path is None:
         return None
     return remote.CopyToRemote(
@@ -123,7 +126,7 @@ def _binary(machine: Machine, spec: ClusterSpec, pin: BinaryPin | None, local_pa
         source=pulumi.FileAsset(local_path),
         remote_path=install.staged_path(pin),
         triggers=[pin.sha256, generation],
-        opts=pulumi.ResourceOptions(parent=machine.resource),
+        opts=pulumi.ResourceOptions(parent=machine.resource, depends_on=[identity] if identity else []),
     )
 
 
@@ -139,6 +142,7 @@ class MachinePlan:
     uploads: Mapping[str, str]
     secrets: Secrets
     state: AgentState
+    identity: pulumi.Resource | None = None  # the machine's identity step (it makes the uploads' dir)
 
     def step(self, agent: install.Agent, after: Sequence[pulumi.Resource]) -> remote.Command:
         """Install the agent (create), converge it (update: Consul and Nomad only staged for the
@@ -147,7 +151,7 @@ class MachinePlan:
         a refresh runs the step again)."""
         machine, spec = self.machine, self.spec
         generation = self.state.generation(agent.product)
-        upload = _binary(machine, spec, agent.pin, self.uploads.get(agent.product), generation)
+        upload = _binary(machine, spec, agent.pin, self.uploads.get(agent.product), generation, self.identity)
         binary = f"{agent.pin.version} {agent.pin.sha256}" if agent.pin else ""
         digest = hashlib.sha256(f"{binary}\0{render.digest(agent.files)}".encode()).hexdigest()
         triggers: list[object] = [digest, generation]
@@ -160,9 +164,10 @@ class MachinePlan:
         return remote.Command(
             f"{machine.node.name}-{agent.product}",
             connection=machine.connection,
-            create=install.install_script(agent, spec.install),
-            update=install.install_script(agent, spec.install, restart=agent.product not in ROLLED),
-            delete=install.uninstall_script(agent, self.servers),
+            create=machine.as_root(install.install_script(agent, spec.install)),
+            update=machine.as_root(install.install_script(agent, spec.install,
+                                                          restart=agent.product not in ROLLED)),
+            delete=machine.as_root(install.uninstall_script(agent, self.servers)),
             stdin=stdin,
             triggers=triggers,
             opts=pulumi.ResourceOptions(parent=machine.resource,
@@ -188,9 +193,7 @@ def machine_agents(spec: ClusterSpec, node: Node, servers: list[Node]) -> list[i
 
 def agent_state(spec: ClusterSpec, machine: Machine, servers: list[Node]) -> AgentState:
     """The machine's drift state: the probe of the agents it runs, over its connection."""
-    connection = machine.connection.apply(lambda c: {
-        "host": c.host, "port": c.port or 22, "user": c.user, "private_key": c.private_key,
-        "host_key": c.host_key})
+    connection = machine.probe_target()
     # After the machine's power: a machine found stopped is booted before it is looked at again.
     return AgentState(f"{machine.node.name}-state", pulumi.Output.secret(connection),
                       [a.product for a in machine_agents(spec, machine.node, servers)],
@@ -202,7 +205,7 @@ def _roll(name: str, machine: Machine, server_count: int, staged: Sequence[remot
           after: Sequence[pulumi.Resource], defer_leader: bool = False) -> remote.Command:
     """A machine's turn in the rolling restart: restarts what its install steps STAGED, after
     the turn before it (AFTER). It runs again whenever one of those steps changes."""
-    script = install.roll_script(machine.node, server_count, defer_leader)
+    script = machine.as_root(install.roll_script(machine.node, server_count, defer_leader))
     return remote.Command(
         name, connection=machine.connection, create=script, update=script,
         triggers=[s.triggers for s in staged],
@@ -213,7 +216,7 @@ def _roll(name: str, machine: Machine, server_count: int, staged: Sequence[remot
 def _rejoin(machine: Machine, staged: Sequence[remote.Command], after: remote.Command) -> remote.Command:
     """After a client's roll turn (AFTER): if it rebooted the client, the client back in the
     cluster before the next turn. It runs whenever the turn does."""
-    script = install.rejoin_script(machine.node)
+    script = machine.as_root(install.rejoin_script(machine.node))
     return remote.Command(
         f"{machine.node.name}-rejoin", connection=machine.connection, create=script, update=script,
         triggers=[s.triggers for s in staged],
@@ -224,6 +227,7 @@ def _rejoin(machine: Machine, staged: Sequence[remote.Command], after: remote.Co
 def _gate(name: str, machine: Machine, script: str, after: Sequence[pulumi.Resource],
           triggers: Sequence[object]) -> remote.Command:
     """A check that waits until a tier works; it runs again when its triggers change."""
+    script = machine.as_root(script)
     return remote.Command(
         name, connection=machine.connection, create=script, update=script, triggers=list(triggers),
         opts=pulumi.ResourceOptions(parent=machine.resource, depends_on=list(after)),
@@ -386,7 +390,7 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
 
     def plan(machine: Machine, values: Secrets) -> MachinePlan:
         return MachinePlan(machine, spec, server_nodes, uploads, values,
-                           agent_state(spec, machine, server_nodes))
+                           agent_state(spec, machine, server_nodes), identity.get(machine.node.name))
 
     server_plans = {m.node.name: plan(m, secrets.get(m.node.name, {})) for m in servers}
     tier = server_tier(spec, servers, [m.node for m in machines], identity, server_plans, secrets)

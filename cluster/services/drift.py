@@ -38,15 +38,11 @@ import pulumi
 from pulumi import dynamic
 
 from cluster import drift as machine_drift
+from cluster import sshcmd
 from cluster.install import MANIFESTS
 
 OBSERVE = Path(__file__).resolve().parents[2] / "templates" / "probe" / "observe.py"
-SSH_TIMEOUT = 5  # seconds to connect
 PROBE_TIMEOUT = 60  # seconds for the whole probe
-# The key exchange the probe offers: curve25519. OpenSSH's default, the post-quantum
-# sntrup761x25519, costs about 0.13 s per connection on a 2-core host (measured: `ssh true` into
-# a lab machine 0.30 s against 0.17 s), and a refresh opens one connection per machine at once.
-PROBE_KEX = "curve25519-sha256,curve25519-sha256@libssh.org"
 RUNNING, STOPPED, GONE = "running", "stopped", "gone"
 
 
@@ -134,25 +130,15 @@ class MachinePower(dynamic.Resource, module="drift", name="MachinePower"):
 
 
 def ssh_probe(connection: Mapping[str, Any], products: Sequence[str]) -> machine_drift.Drift:
-    """Run observe.py on the machine and compare; a machine that does not answer is drift too."""
-    host, port = str(connection["host"]), int(connection.get("port") or 22)
+    """Run observe.py on the machine (as root) and compare; a machine that does not answer is
+    drift too."""
+    host = str(connection["host"])
+    request = shlex.quote(json.dumps(machine_drift.probe_request(products, MANIFESTS)))
+    command = sshcmd.as_root(str(connection["user"]), "python3 -I -S - " + request)
     with tempfile.TemporaryDirectory(prefix="hashicluster-probe-") as tmp:
-        key, known = Path(tmp) / "key", Path(tmp) / "known_hosts"
-        key.write_text(str(connection["private_key"]))
-        key.chmod(0o600)
-        host_key = connection.get("host_key")
-        if host_key:
-            known.write_text(f"{host if port == 22 else f'[{host}]:{port}'} {host_key}\n")
-        cmd = ["ssh", "-p", str(port), "-i", str(key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-               "-o", f"ConnectTimeout={SSH_TIMEOUT}", "-o", f"UserKnownHostsFile={known}",
-               "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-               "-o", f"KexAlgorithms={PROBE_KEX}",
-               "-o", f"StrictHostKeyChecking={'yes' if host_key else 'accept-new'}",
-               f"{connection['user']}@{host}",
-               "python3 -I -S - " + shlex.quote(json.dumps(machine_drift.probe_request(products, MANIFESTS)))]
         try:
-            proc = subprocess.run(cmd, input=OBSERVE.read_text(), capture_output=True, text=True,
-                                  check=False, timeout=PROBE_TIMEOUT)
+            proc = subprocess.run(sshcmd.ssh_argv(connection, Path(tmp), command), input=OBSERVE.read_text(),
+                                  capture_output=True, text=True, check=False, timeout=PROBE_TIMEOUT)
         except subprocess.TimeoutExpired:
             return machine_drift.unreachable(f"no answer within {PROBE_TIMEOUT} s")
     if proc.returncode == 255:  # ssh's own failure: not connected, refused, host key

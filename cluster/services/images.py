@@ -25,7 +25,7 @@ def build_script(image: JobImage, builder: Machine) -> str:
 
 def image_step(image: JobImage, builder: Machine, after: Sequence[pulumi.Resource]) -> remote.Command:
     """Build IMAGE on BUILDER (after AFTER: its Docker, the registry) and push it."""
-    script = build_script(image, builder)
+    script = builder.as_root(build_script(image, builder))
     return remote.Command(
         f"{image.job}-image",
         connection=builder.connection,

@@ -29,7 +29,80 @@ wait_for() {
   done
   echo "$what: ready"
 }
+HC_STATE=/var/lib/hashicluster
+product=${product:-}  # whose records the functions below keep: a script that keeps any sets it
+keep_original() {
+  local records=$HC_STATE/placed/$product
+  if ! grep -qxF "$1" "$records" 2>/dev/null; then
+    if [ -e "$1" ] || [ -L "$1" ]; then
+      mkdir -p "$HC_STATE/originals$(dirname "$1")" && cp -a "$1" "$HC_STATE/originals$1"
+    fi
+    mkdir -p "$HC_STATE/placed" && echo "$1" >> "$records"
+  fi
+}
+record() { mkdir -p "$HC_STATE/created" && echo "$2" >> "$HC_STATE/created/$product.$1"; }
+make_dir() {
+  if [ ! -d "$1" ]; then mkdir -p "$1" && record dirs "$1"; fi
+  chmod "$2" "$1"; chown "$3:$3" "$1"
+}
+make_user() {
+  if ! id -u "$1" >/dev/null 2>&1; then
+    useradd --system --home-dir "$2" --shell /bin/false "$1" && record users "$1"
+  fi
+}
+add_packages() {
+  local missing="" package before
+  for package in "$@"; do dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"; done
+  [ -n "$missing" ] || return 0
+  before=$(mktemp)
+  dpkg-query -W -f='${Package}\n' | sort > "$before"
+  # shellcheck disable=SC2086  # one word per package
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null || { rm -f "$before"; return 1; }
+  dpkg-query -W -f='${Package}\n' | sort | comm -13 "$before" - | while read -r package; do record packages "$package"; done
+  rm -f "$before"
+}
+rc_links() { find /etc/rc0.d /etc/rc1.d /etc/rc2.d /etc/rc3.d /etc/rc4.d /etc/rc5.d /etc/rc6.d /etc/rcS.d -name "[SK][0-9][0-9]$product" 2>/dev/null | sort; }
+keep_service() {
+  local record=$HC_STATE/created/$product.service
+  [ ! -e "$record" ] || return 0
+  mkdir -p "$HC_STATE/created"
+  local enabled
+  enabled=$(systemctl is-enabled "$product" 2>/dev/null) || true
+  { echo "${enabled:-absent}"; systemctl is-active "$product" 2>/dev/null || true; rc_links; } > "$record"
+}
+give_back() {
+  local created=$HC_STATE/created/$product path link was_enabled="" was_active=""
+  if [ -f "$HC_STATE/placed/$product" ]; then
+    while read -r path; do
+      if [ -e "$HC_STATE/originals$path" ] || [ -L "$HC_STATE/originals$path" ]; then
+        rm -rf "$path" && mv "$HC_STATE/originals$path" "$path"
+      else
+        rm -rf "$path"
+      fi
+    done < "$HC_STATE/placed/$product"
+  fi
+  if [ -f "$created.dirs" ]; then sort -r "$created.dirs" | while read -r path; do rm -rf "$path"; done; fi
+  if [ -f "$created.users" ]; then while read -r path; do userdel "$path" 2>/dev/null || true; done < "$created.users"; fi
+  if [ -s "$created.packages" ]; then
+    # shellcheck disable=SC2046  # one word per package
+    DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $(cat "$created.packages") >/dev/null 2>&1 ||
+      echo "warning: $product: could not purge the packages it added: $(tr '\n' ' ' < "$created.packages")" >&2
+  fi
+  systemctl daemon-reload
+  if [ -f "$created.service" ]; then
+    was_enabled=$(sed -n 1p "$created.service"); was_active=$(sed -n 2p "$created.service")
+    case "$was_enabled" in
+      enabled) systemctl enable --quiet "$product" 2>/dev/null || true ;;
+      masked) systemctl mask --quiet "$product" 2>/dev/null || true ;;
+    esac
+    rc_links | while read -r link; do rm -f "$link"; done
+    sed -n '3,$p' "$created.service" | while read -r link; do ln -sf "../init.d/$product" "$link"; done
+    if [ "$was_active" = active ]; then systemctl restart "$product" 2>/dev/null || true; fi
+  fi
+  rm -f "$HC_STATE/placed/$product" "$created".*
+}
 put_file() {
+  keep_original "$2"
   if ! cmp -s "$1" "$2"; then
     install -D -m "$3" -o "$4" -g "$4" "$1" "$2"
     # shellcheck disable=SC2034  # read by the script that calls put_file
@@ -92,16 +165,18 @@ with open(sys.argv[3]) as f:
 print(json.dumps(value))' "$@"
 }
 # --- end of the library
+product=cadvisor
 changed=0
 mkdir -p /var/lib/hashicluster/staging
 if [ "$(sha256sum /usr/local/bin/cadvisor 2>/dev/null | cut -d" " -f1)" != cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ]; then
-  new=/var/lib/hashicluster/staging/cadvisor-1.0.0
+  new=/var/lib/hashicluster/uploads/cadvisor-1.0.0
   [ -f "$new" ] || fail "cadvisor 1.0.0: $new was not uploaded"
   got=$(sha256sum "$new" | cut -d" " -f1)
   [ "$got" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || fail "cadvisor 1.0.0: sha256 of the uploaded binary is $got, expected cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc; nothing installed"
+  keep_original /usr/local/bin/cadvisor
   install -m 0755 "$new" /usr/local/bin/cadvisor.new && mv /usr/local/bin/cadvisor.new /usr/local/bin/cadvisor; changed=1
 fi
-rm -f /var/lib/hashicluster/staging/cadvisor-1.0.0
+rm -f /var/lib/hashicluster/uploads/cadvisor-1.0.0
 tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
 # Managed by hashicluster; edits are overwritten.
 [Unit]
@@ -130,6 +205,7 @@ sha256sum \
   /etc/systemd/system/cadvisor.service \
   > /var/lib/hashicluster/manifest/cadvisor.sha256.new && mv /var/lib/hashicluster/manifest/cadvisor.sha256.new /var/lib/hashicluster/manifest/cadvisor.sha256
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
+keep_service
 systemctl enable --quiet cadvisor
 if [ "$changed" = 1 ]; then systemctl restart cadvisor; else systemctl start cadvisor; fi
 use_api
