@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolchain.errors import PinError
+from toolchain.errors import PinError, UnavailableError
 
 PINS_FILE = Path(__file__).with_name("versions.toml")
 #: A site's own pin file instead of the project's (its versions, sha256 values, URLs).
@@ -18,6 +19,18 @@ VERSIONS_ENV = "HASHICLUSTER_VERSIONS"
 
 #: Value of ``release.sha256`` meaning "not looked up yet".
 SHA256_PLACEHOLDER = "TODO"
+
+#: The Linux architectures a tool can be pinned for. The first is every tool's: the keys of its
+#: ``[tools.NAME.release]`` table. The others are sub-tables of it (``[tools.NAME.release.arm64]``),
+#: which only the tools the machines run have; the controller's tools are amd64 only.
+ARCHITECTURES = ("amd64", "arm64")
+DEFAULT_ARCH = ARCHITECTURES[0]
+
+
+def linux_platform(arch: str) -> str:
+    """``linux_arm64``: the vendors' name for an architecture (and the cache dir of its builds)."""
+    return f"linux_{arch}"
+
 
 KNOWN_LICENCES = frozenset({"Apache-2.0", "MPL-2.0"})
 RELEASE_FORMATS = frozenset({"zip", "tar.gz", "binary"})
@@ -42,7 +55,7 @@ class ReleaseMember:
 
 @dataclass(frozen=True)
 class ReleaseRecipe:
-    """Where the official linux-amd64 artefact lives and what it must hash to."""
+    """Where the official artefact of one architecture lives and what it must hash to."""
 
     url: str
     sha256: str
@@ -112,11 +125,66 @@ class ToolPin:
     build: BuildRecipe
     # False for an extra version declared under [tools.NAME.versions."VERSION"].
     is_default: bool = True
+    # The releases of the other architectures ([tools.NAME.release.ARCH]), and the reason of
+    # each architecture whose table says `unavailable` instead.
+    arch_releases: Mapping[str, ReleaseRecipe] = field(default_factory=dict)
+    arch_unavailable: Mapping[str, str] = field(default_factory=dict)
+    # The architecture this pin installs: where it is cached, which artefact, what go builds.
+    arch: str = DEFAULT_ARCH
 
     @property
     def spec(self) -> str:
         """How commands name this version: ``NAME`` (default) or ``NAME@VERSION`` (extra)."""
         return self.name if self.is_default else f"{self.name}@{self.version}"
+
+    @property
+    def platform(self) -> str:
+        """``linux_amd64`` or ``linux_arm64``: the vendors' name for this pin's architecture."""
+        return linux_platform(self.arch)
+
+    @property
+    def ensure_command(self) -> str:
+        """The command that installs this version for this architecture."""
+        arch = f" --arch {self.arch}" if self.arch != DEFAULT_ARCH else ""
+        return f"python3 -m toolchain ensure {self.spec}{arch}"
+
+    @property
+    def architectures(self) -> tuple[str, ...]:
+        """The architectures the tool is pinned for: amd64, and each with a release.ARCH table."""
+        others = {*self.arch_releases, *self.arch_unavailable}
+        return tuple(arch for arch in ARCHITECTURES if arch == DEFAULT_ARCH or arch in others)
+
+    def check_arch(self, arch: str) -> None:
+        """Raise PinError unless the tool is pinned for ``arch``."""
+        if arch not in ARCHITECTURES:
+            raise PinError(f"unknown architecture {arch!r}: the toolchain knows {', '.join(ARCHITECTURES)}")
+        if arch not in self.architectures:
+            raise PinError(
+                f"{self.name} is pinned for linux_{DEFAULT_ARCH} only: the pin file has no "
+                f"[tools.{self.name}.release.{arch}] table (the controller's tools, such as the "
+                f"Pulumi CLI and its plugins, run on linux_{DEFAULT_ARCH} only)"
+            )
+
+    def release_for(self, arch: str) -> ReleaseRecipe:
+        """The official release of one architecture (same fields as :attr:`release`, the amd64 one).
+
+        Raises PinError when the tool is not pinned for ``arch``, UnavailableError when the
+        pin says that architecture's release cannot be installed (and why).
+        """
+        self.check_arch(arch)
+        if arch == DEFAULT_ARCH:
+            return self.release
+        if arch in self.arch_unavailable:
+            raise UnavailableError(
+                f"{self.name} {self.version}: no official linux_{arch} release can be installed: "
+                f"{self.arch_unavailable[arch]}; use --source build"
+            )
+        return self.arch_releases[arch]
+
+    def for_arch(self, arch: str) -> ToolPin:
+        """This version for another architecture (PinError when the tool is not pinned for it)."""
+        self.check_arch(arch)
+        return dataclasses.replace(self, arch=arch)
 
     def expand(self, template: str, date: str = "") -> str:
         """Fill ``{version}``, ``{commit}`` and ``{date}`` into a template string."""
@@ -260,6 +328,48 @@ def _parse_release(table: Mapping[str, Any], where: str) -> ReleaseRecipe:
     )
 
 
+def _parse_releases(
+    table: Mapping[str, Any], where: str
+) -> tuple[ReleaseRecipe, dict[str, ReleaseRecipe], dict[str, str]]:
+    """Parse a ``[tools.X.release]`` table and its architecture sub-tables.
+
+    Returns the amd64 release (the table's own keys), the other architectures' releases and
+    the reasons of those whose table says ``unavailable``. An architecture's table must name
+    its own ``url`` and ``sha256``; ``format``, ``members`` and ``checksums_url`` default to
+    the amd64 release's.
+    """
+    others = ARCHITECTURES[1:]
+    for key, value in table.items():
+        if isinstance(value, dict) and key not in others:
+            raise PinError(
+                f"{where}.{key}: only {', '.join(others)} may be a sub-table of a release "
+                f"(the linux_{DEFAULT_ARCH} release is the table's own keys)"
+            )
+    own = {key: value for key, value in table.items() if key not in others}
+    default = _parse_release(own, where)
+    releases: dict[str, ReleaseRecipe] = {}
+    unavailable: dict[str, str] = {}
+    for arch in others:
+        if arch not in table:
+            continue
+        awhere = f"{where}.{arch}"
+        sub = table[arch]
+        _require_table(sub, awhere)
+        reason = " ".join(_get(sub, "unavailable", str, awhere, default="").split())
+        if reason:
+            unavailable[arch] = reason
+            continue
+        for key in ("url", "sha256"):
+            if key not in sub:
+                raise PinError(
+                    f"{awhere}: missing key {key!r}: an architecture names its own artefact and "
+                    f'sha256 ("{SHA256_PLACEHOLDER}" with a checksums_url), or says unavailable = "reason"'
+                )
+        releases[arch] = _parse_release({**own, **{k: v for k, v in sub.items() if k != "unavailable"}},
+                                        awhere)
+    return default, releases, unavailable
+
+
 def _require_table(value: object, where: str) -> None:
     """Raise PinError unless ``value`` is a TOML table."""
     if not isinstance(value, dict):
@@ -332,6 +442,9 @@ def _parse_tool(
     unknown = [lic for lic in licences if lic not in KNOWN_LICENCES]
     if not licences or unknown:
         raise PinError(f"{where}.licences: must list only {sorted(KNOWN_LICENCES)}, got {list(licences)}")
+    release, arch_releases, arch_unavailable = _parse_releases(
+        _get(table, "release", dict, where), f"{where}.release"
+    )
     pin = ToolPin(
         name=_checked_name(name, where),
         version=_checked_version(_get(table, "version", str, where), where),
@@ -339,14 +452,18 @@ def _parse_tool(
         main=_get(table, "main", str, where),
         env=_get(table, "env", str, where, default=""),
         on_path=_get(table, "on_path", bool, where, default=False),
-        release=_parse_release(_get(table, "release", dict, where), f"{where}.release"),
+        release=release,
         build=_parse_build(_get(table, "build", dict, where), f"{where}.build"),
         is_default=is_default,
+        arch_releases=arch_releases,
+        arch_unavailable=arch_unavailable,
     )
     if pin.main not in pin.binary_names:
         raise PinError(f"{where}.main: {pin.main!r} is not among the built binaries")
-    if pin.main not in [m.name for m in pin.release.members]:
-        raise PinError(f"{where}.main: {pin.main!r} is not among the release members")
+    for arch, recipe in {DEFAULT_ARCH: release, **arch_releases}.items():
+        if pin.main not in [m.name for m in recipe.members]:
+            suffix = "" if arch == DEFAULT_ARCH else f".{arch}"
+            raise PinError(f"{where}.main: {pin.main!r} is not among the release{suffix} members")
     return pin
 
 
@@ -363,13 +480,17 @@ def merge_version(
     """The table of an extra version: the tool's table with the override's keys replaced.
 
     ``release`` and ``build`` are merged key by key (a list given in the override replaces
-    the default's list whole); every other key replaces the default's value.
+    the default's list whole), and so is each architecture's table of ``release``; every
+    other key replaces the default's value.
     """
     merged = {key: value for key, value in base.items() if key != "versions"}
     for key, value in override.items():
         sub = base.get(key)
         if key in ("release", "build") and isinstance(value, dict) and isinstance(sub, dict):
             merged[key] = {**sub, **value}
+            for arch in ARCHITECTURES[1:]:
+                if key == "release" and isinstance(sub.get(arch), dict) and isinstance(value.get(arch), dict):
+                    merged[key][arch] = {**sub[arch], **value[arch]}
         else:
             merged[key] = value
     merged["version"] = version
@@ -393,6 +514,14 @@ def _check_inheritance(default: ToolPin, override: Mapping[str, Any], where: str
             f"{where}.release.sha256: not set, so it would inherit {default.version}'s sha256; "
             f'pin this version\'s own value, or "{SHA256_PLACEHOLDER}"'
         )
+    for arch, recipe in default.arch_releases.items():
+        own = override.get("release", {}).get(arch)
+        if recipe.sha256_pinned and not (isinstance(own, dict) and ("sha256" in own or "unavailable" in own)):
+            raise PinError(
+                f"{where}.release.{arch}.sha256: not set, so it would inherit {default.version}'s "
+                f'linux_{arch} sha256; pin this version\'s own value, "{SHA256_PLACEHOLDER}" with a '
+                f'checksums_url, or say unavailable = "reason"'
+            )
     if default.build.commit and _inherited(override, "build", "commit"):
         raise PinError(
             f"{where}.build.commit: not set, so it would inherit {default.version}'s commit "

@@ -9,7 +9,25 @@ import pytest
 
 from tests.toolchain.helpers import make_pins, pins_data, tool_table, with_release
 from toolchain.errors import PinError
-from toolchain.pins import PINS_FILE, SHA256_PLACEHOLDER, VERSIONS_ENV, load_pins, parse_pins, pins_file
+from toolchain.pins import (
+    PINS_FILE,
+    SHA256_PLACEHOLDER,
+    VERSIONS_ENV,
+    ReleaseRecipe,
+    load_pins,
+    parse_pins,
+    pins_file,
+)
+
+
+def project_releases() -> list[tuple[str, ReleaseRecipe]]:
+    """(``TOOL[@VERSION] ARCH``, release) for every installable release of every pinned version."""
+    return [
+        (f"{pin.spec} {arch}", pin.release_for(arch))
+        for pin in load_pins().all_pins()
+        for arch in pin.architectures
+        if arch not in pin.arch_unavailable
+    ]
 
 
 def test_project_pin_file_is_valid() -> None:
@@ -34,16 +52,18 @@ def test_project_pins_stay_on_open_source_versions() -> None:
 def test_every_release_sha256_is_pinned_or_the_placeholder() -> None:
     pins = load_pins().all_pins()
     assert len(pins) > len(load_pins().tools), "every tool, and the extra Nomad and Consul versions"
-    for pin in pins:
-        assert pin.release.sha256_pinned or pin.release.sha256 == SHA256_PLACEHOLDER
+    releases = project_releases()
+    assert len(releases) > len(pins), "and the arm64 releases of the machine tools"
+    for _, release in releases:
+        assert release.sha256_pinned or release.sha256 == SHA256_PLACEHOLDER
 
 
 def test_every_release_can_be_verified_without_go() -> None:
     """A placeholder sha256 needs the vendor's checksum list: release users have no Go to fall
     back on."""
     unverifiable = [
-        pin.spec for pin in load_pins().all_pins()
-        if not pin.release.sha256_pinned and not pin.release.checksums_url
+        name for name, release in project_releases()
+        if not release.sha256_pinned and not release.checksums_url
     ]
     assert unverifiable == [], (
         f"{unverifiable}: sha256 = {SHA256_PLACEHOLDER!r} without a checksums_url in versions.toml; "
@@ -52,11 +72,11 @@ def test_every_release_can_be_verified_without_go() -> None:
 
 
 def test_release_urls_are_the_vendors_https_ones() -> None:
-    pins = load_pins().all_pins()
-    assert pins and all(pin.release.url for pin in pins), "every release has a URL"
-    for pin in pins:
-        for url in (pin.release.url, pin.release.checksums_url):
-            assert not url or url.startswith("https://"), f"{pin.spec}: {url}"
+    releases = project_releases()
+    assert releases and all(release.url for _, release in releases), "every release has a URL"
+    for name, release in releases:
+        for url in (release.url, release.checksums_url):
+            assert not url or url.startswith("https://"), f"{name}: {url}"
 
 
 def test_command_provider_release_is_checked_against_pulumis_checksum_list() -> None:
