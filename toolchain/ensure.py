@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from toolchain import gobuild, release
-from toolchain.errors import ToolchainError, UnavailableError
+from toolchain.errors import ToolchainError
 from toolchain.locks import exclusive_lock
 from toolchain.manifest import (
     Manifest,
@@ -27,7 +27,7 @@ from toolchain.manifest import (
     write_manifest,
 )
 from toolchain.paths import Layout
-from toolchain.pins import Pins, ToolPin
+from toolchain.pins import DEFAULT_ARCH, Pins, ToolPin
 
 SOURCES = ("release", "build")
 SOURCE_ENV = "HASHICLUSTER_TOOLCHAIN_SOURCE"
@@ -52,6 +52,7 @@ class Outcome:
     action: str  # "cached", "built", "downloaded" or "failed"
     seconds: float
     error: str = ""
+    arch: str = DEFAULT_ARCH
 
 
 class Progress:
@@ -62,9 +63,10 @@ class Progress:
         self._lock = threading.Lock()
 
     def say(self, pin: ToolPin, message: str) -> None:
-        """Print ``[tool version] message``."""
+        """Print ``[tool version] message`` (``[tool version linux_arm64]`` for another arch)."""
+        arch = "" if pin.arch == DEFAULT_ARCH else f" {pin.platform}"
         with self._lock:
-            print(f"[{pin.name} {pin.version}] {message}", file=self._stream, flush=True)
+            print(f"[{pin.name} {pin.version}{arch}] {message}", file=self._stream, flush=True)
 
 
 def format_seconds(seconds: float) -> str:
@@ -92,14 +94,14 @@ def tool_lock(layout: Layout, tool: str) -> Iterator[None]:
 def required_names(pin: ToolPin, source: str) -> list[str]:
     """Binaries an install must contain: the main one plus the non-optional extras."""
     if source == "release":
-        return [m.name for m in pin.release.members if not m.optional]
+        return [m.name for m in release.recipe(pin).members if not m.optional]
     names = [b.name for b in pin.build.binaries]
     return names + [f.name for f in pin.build.files if not f.optional]
 
 
 def check_cached(layout: Layout, pin: ToolPin) -> str | None:
     """None if the pinned version is installed and intact, else why it is not usable."""
-    tool_dir = layout.tool_dir(pin.name, pin.version)
+    tool_dir = layout.tool_dir(pin.name, pin.version, pin.arch)
     if not tool_dir.is_dir():
         return "not installed"
     manifest = read_manifest(tool_dir)
@@ -108,7 +110,7 @@ def check_cached(layout: Layout, pin: ToolPin) -> str | None:
         recorded = manifest.details.get("local_sources_sha256", "")
         if recorded != gobuild.local_sources_digest(pin):
             return "the project's own sources for it (toolchain/) changed since it was built"
-    return verify_install(tool_dir, pin.name, pin.version, required_names(pin, source))
+    return verify_install(tool_dir, pin.name, pin.version, required_names(pin, source), pin.arch)
 
 
 def install_atomically(stage: Path, final: Path) -> None:
@@ -126,14 +128,11 @@ def install_atomically(stage: Path, final: Path) -> None:
 def precheck(pin: ToolPin, source: str) -> None:
     """Refuse early (before any log or download) when the source cannot provide the tool."""
     if source == "release":
-        if not pin.release.checksums_url:
+        if not release.recipe(pin).checksums_url:
             release.require_pinned_sha256(pin)
         release.source_of(release.artefact_url(pin))  # a bad URL or mirror: refused before any log
-    elif pin.build.unavailable:
-        raise UnavailableError(
-            f"{pin.name} {pin.version} cannot be built from source here: "
-            f"{pin.build.unavailable}; use --source release"
-        )
+    else:
+        gobuild.check_buildable(pin)
 
 
 Installer = Callable[[ToolPin, Path, Path], tuple[list[str], dict[str, Any]]]
@@ -142,7 +141,7 @@ Installer = Callable[[ToolPin, Path, Path], tuple[list[str], dict[str, Any]]]
 def _install(layout: Layout, pin: ToolPin, source: str, installer: Installer, log_path: Path) -> None:
     """Stage with ``installer``, write the manifest, move into place."""
     layout.ensure_dirs()
-    scratch = Path(tempfile.mkdtemp(prefix=f"{pin.name}-{pin.version}-", dir=layout.tmp))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{pin.name}-{pin.version}-{pin.arch}-", dir=layout.tmp))
     try:
         stage = scratch / "tool"
         stage.mkdir()
@@ -155,9 +154,10 @@ def _install(layout: Layout, pin: ToolPin, source: str, installer: Installer, lo
             installed_at=now_iso(),
             files=describe_files(stage, names),
             details=details,
+            arch=pin.arch,
         )
         write_manifest(stage, manifest)
-        install_atomically(stage, layout.tool_dir(pin.name, pin.version))
+        install_atomically(stage, layout.tool_dir(pin.name, pin.version, pin.arch))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -171,13 +171,14 @@ def ensure_tool(layout: Layout, pins: Pins, pin: ToolPin, source: str, progress:
             if problem is None:
                 elapsed = time.monotonic() - start
                 progress.say(pin, f"cached ({format_seconds(elapsed)})")
-                return Outcome(pin.name, pin.version, "cached", elapsed)
+                return Outcome(pin.name, pin.version, "cached", elapsed, arch=pin.arch)
             if problem != "not installed":
                 progress.say(pin, f"cached copy unusable ({problem}); reinstalling")
             precheck(pin, source)
             layout.logs.mkdir(parents=True, exist_ok=True)
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            log_path = layout.logs / f"{pin.name}-{pin.version}-{source}-{stamp}.log"
+            arch = "" if pin.arch == DEFAULT_ARCH else f"-{pin.platform}"
+            log_path = layout.logs / f"{pin.name}-{pin.version}{arch}-{source}-{stamp}.log"
             verb = "building" if source == "build" else "downloading"
             progress.say(pin, f"{verb} (log: {log_path})")
             installer = _build_installer(pins) if source == "build" else _release_installer(layout)
@@ -185,11 +186,11 @@ def ensure_tool(layout: Layout, pins: Pins, pin: ToolPin, source: str, progress:
     except ToolchainError as exc:
         elapsed = time.monotonic() - start
         progress.say(pin, f"FAILED after {format_seconds(elapsed)}: {exc}")
-        return Outcome(pin.name, pin.version, "failed", elapsed, str(exc))
+        return Outcome(pin.name, pin.version, "failed", elapsed, str(exc), pin.arch)
     elapsed = time.monotonic() - start
     action = "built" if source == "build" else "downloaded"
     progress.say(pin, f"{action} in {format_seconds(elapsed)}")
-    return Outcome(pin.name, pin.version, action, elapsed)
+    return Outcome(pin.name, pin.version, action, elapsed, arch=pin.arch)
 
 
 def _build_installer(pins: Pins) -> Installer:
@@ -197,7 +198,7 @@ def _build_installer(pins: Pins) -> Installer:
 
     def install(pin: ToolPin, stage: Path, log_path: Path) -> tuple[list[str], dict[str, Any]]:
         with log_path.open("a", encoding="utf-8") as log:
-            log.write(f"# {pin.name} {pin.version} build started {now_iso()}\n")
+            log.write(f"# {pin.name} {pin.version} ({pin.platform}) build started {now_iso()}\n")
             ctx = gobuild.GoContext(
                 pin=pin,
                 settings=pins.settings,
@@ -225,16 +226,17 @@ def _release_installer(layout: Layout) -> Installer:
     return install
 
 
-def select_pins(pins: Pins, specs: Sequence[str]) -> list[ToolPin]:
-    """The pins named by ``TOOL``/``TOOL@VERSION`` specs, each once, in order.
+def select_pins(pins: Pins, specs: Sequence[str], arch: str = DEFAULT_ARCH) -> list[ToolPin]:
+    """The pins named by ``TOOL``/``TOOL@VERSION`` specs, each once, in order, for ``arch``.
 
-    With no specs, the default version of every tool (extra versions only when named).
+    With no specs, the default version of every tool pinned for ``arch`` (extra versions only
+    when named). A named tool that is not pinned for ``arch`` is refused (PinError).
     """
     if not specs:
-        return list(pins.tools.values())
+        return [pin.for_arch(arch) for pin in pins.tools.values() if arch in pin.architectures]
     selected: dict[tuple[str, str], ToolPin] = {}
     for spec in specs:
-        pin = pins.select(spec)
+        pin = pins.select(spec).for_arch(arch)
         selected.setdefault((pin.name, pin.version), pin)
     return list(selected.values())
 
@@ -246,10 +248,11 @@ def ensure(
     source: str,
     jobs: int = 1,
     stream: TextIO | None = None,
+    arch: str = DEFAULT_ARCH,
 ) -> list[Outcome]:
     """Ensure each named tool (``TOOL`` or ``TOOL@VERSION``; the default version of every
-    pinned tool when none are named)."""
-    selected = select_pins(pins, tools)
+    tool pinned for ``arch`` when none are named) for ``arch``."""
+    selected = select_pins(pins, tools, arch)
     progress = Progress(stream or sys.stderr)
     if jobs <= 1:
         return [ensure_tool(layout, pins, pin, source, progress) for pin in selected]

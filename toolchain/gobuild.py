@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from toolchain.errors import BuildError, ForbiddenModuleError, ToolchainError, UnavailableError
 from toolchain.licence import check_module_licence
-from toolchain.pins import Settings, ToolPin
+from toolchain.pins import DEFAULT_ARCH, Settings, ToolPin
 
 GOPROXY_ENV = "HASHICLUSTER_GOPROXY"
 WRAPPER_PREFIX = "hashicluster.local/toolchain/"
@@ -47,7 +47,8 @@ class GoContext:
 
 
 def go_env(pin: ToolPin, settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for go commands: proxy only, no workspace, cgo as pinned.
+    """Environment for go commands: proxy only, no workspace, cgo as pinned, Linux on the
+    pin's architecture (GOOS/GOARCH: a cross-build for arm64).
 
     GOMODCACHE and GOCACHE keep the user's defaults so repeat builds are fast.
     """
@@ -57,6 +58,8 @@ def go_env(pin: ToolPin, settings: Settings, base: dict[str, str] | None = None)
     env["GOWORK"] = "off"
     env["GO111MODULE"] = "on"
     env["CGO_ENABLED"] = "1" if pin.build.cgo else "0"
+    env["GOOS"] = "linux"
+    env["GOARCH"] = pin.arch
     env.setdefault("GOTOOLCHAIN", "local")
     return env
 
@@ -254,14 +257,25 @@ def copy_module_file(ctx: GoContext, src_dir: Path, module: str, rel: str, targe
     return True
 
 
-def build_tool(ctx: GoContext, stage: Path) -> tuple[list[str], dict[str, Any]]:
-    """Build ``ctx.pin`` into ``stage/bin``; return installed names and manifest details."""
-    pin = ctx.pin
+def check_buildable(pin: ToolPin) -> None:
+    """Raise UnavailableError when the pin's recipe cannot be built here for its architecture."""
     if pin.build.unavailable:
         raise UnavailableError(
             f"{pin.name} {pin.version} cannot be built from source here: "
             f"{pin.build.unavailable}; use --source release"
         )
+    if pin.build.cgo and pin.arch != DEFAULT_ARCH:
+        raise UnavailableError(
+            f"{pin.name} {pin.version} cannot be cross-built for {pin.platform}: its recipe needs cgo "
+            f"(tools.{pin.name}.build.cgo), and cross-builds are pure Go (CGO_ENABLED=0, no C "
+            f"cross-compiler); use --source release --arch {pin.arch}"
+        )
+
+
+def build_tool(ctx: GoContext, stage: Path) -> tuple[list[str], dict[str, Any]]:
+    """Build ``ctx.pin`` into ``stage/bin``; return installed names and manifest details."""
+    pin = ctx.pin
+    check_buildable(pin)
     src = stage / "src"
     bin_dir = stage / "bin"
     src.mkdir(parents=True)
@@ -296,6 +310,7 @@ def build_tool(ctx: GoContext, stage: Path) -> tuple[list[str], dict[str, Any]]:
     go_version = run_go(ctx, ["env", "GOVERSION"], src, capture=True).strip()
     details = {
         "go": go_version,
+        "goos_goarch": f"{ctx.env['GOOS']}/{ctx.env['GOARCH']}",
         "cgo": pin.build.cgo,
         "tags": list(pin.build.tags),
         "require": list(pin.build.require),

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolchain.pins import DEFAULT_ARCH, linux_platform
+
 MANIFEST_NAME = "manifest.json"
 SUMS_NAME = "SHA256SUMS"
 _CHUNK = 1 << 20
@@ -41,6 +43,8 @@ class Manifest:
     installed_at: str
     files: tuple[FileEntry, ...]
     details: dict[str, Any] = field(default_factory=dict)
+    # The architecture of the binaries (manifests written before there was a choice: amd64).
+    arch: str = DEFAULT_ARCH
 
     def file(self, name: str) -> FileEntry | None:
         """The entry for ``bin/<name>``, if any."""
@@ -70,6 +74,7 @@ class Manifest:
             installed_at=str(data["installed_at"]),
             files=files,
             details=dict(data.get("details", {})),
+            arch=str(data.get("arch", DEFAULT_ARCH)),
         )
 
 
@@ -97,10 +102,12 @@ def read_manifest(tool_dir: Path) -> Manifest | None:
         return None
 
 
-def verify_install(tool_dir: Path, tool: str, version: str, required: list[str]) -> str | None:
+def verify_install(
+    tool_dir: Path, tool: str, version: str, required: list[str], arch: str = DEFAULT_ARCH
+) -> str | None:
     """Check an installed tool against its manifest.
 
-    Returns None when the manifest matches ``tool``/``version``, lists every required
+    Returns None when the manifest matches ``tool``/``version``/``arch``, lists every required
     binary, and every listed file exists with the recorded size and sha256; otherwise a
     short reason why the install cannot be trusted.
     """
@@ -109,6 +116,8 @@ def verify_install(tool_dir: Path, tool: str, version: str, required: list[str])
         return "no readable manifest.json"
     if manifest.tool != tool or manifest.version != version:
         return f"manifest is for {manifest.tool} {manifest.version}"
+    if manifest.arch != arch:
+        return f"manifest is for {linux_platform(manifest.arch)}"
     missing = [name for name in required if manifest.file(name) is None]
     if missing:
         return f"manifest lacks {', '.join(missing)}"

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolchain.pins import DEFAULT_ARCH, linux_platform
+
 DEFAULT_CACHE_ROOT = Path("/var/cache/hashicluster")
 CACHE_ENV = "HASHICLUSTER_CACHE"
 
@@ -52,13 +54,19 @@ class Layout:
         """PULUMI_HOME used by `python3 -m toolchain env`."""
         return self.cache / "pulumi-home"
 
-    def tool_dir(self, tool: str, version: str) -> Path:
-        """Install dir of one tool version."""
-        return self.root / tool / version
+    def arch_root(self, tool: str, arch: str = DEFAULT_ARCH) -> Path:
+        """The dir holding a tool's versions for one architecture: ``<tool>`` for amd64, else
+        ``<tool>/linux_<arch>`` (versions start with a digit, so the two never collide)."""
+        tool_root = self.root / tool
+        return tool_root if arch == DEFAULT_ARCH else tool_root / linux_platform(arch)
 
-    def bin_dir(self, tool: str, version: str) -> Path:
+    def tool_dir(self, tool: str, version: str, arch: str = DEFAULT_ARCH) -> Path:
+        """Install dir of one tool version for one architecture."""
+        return self.arch_root(tool, arch) / version
+
+    def bin_dir(self, tool: str, version: str, arch: str = DEFAULT_ARCH) -> Path:
         """Dir holding the installed binaries of one tool version."""
-        return self.tool_dir(tool, version) / "bin"
+        return self.tool_dir(tool, version, arch) / "bin"
 
     def lock_file(self, tool: str) -> Path:
         """Lock taken while a tool is installed."""

@@ -24,7 +24,7 @@ from typing import IO
 
 from toolchain.errors import ChecksumError, ToolchainError
 from toolchain.manifest import sha256_file
-from toolchain.pins import ReleaseRecipe, ToolPin, pins_file
+from toolchain.pins import DEFAULT_ARCH, ReleaseRecipe, ToolPin, pins_file
 
 _CHUNK = 1 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -33,9 +33,14 @@ MIRROR_ENV = "HASHICLUSTER_RELEASE_MIRROR"
 MIRROR_SCHEMES = ("https", "http", "file")
 
 
+def recipe(pin: ToolPin) -> ReleaseRecipe:
+    """The release of the pin's architecture (UnavailableError/PinError when there is none)."""
+    return pin.release_for(pin.arch)
+
+
 def artefact_url(pin: ToolPin) -> str:
     """The vendor's URL of the release artefact, with the version filled in."""
-    return pin.expand(pin.release.url)
+    return pin.expand(recipe(pin).url)
 
 
 def artefact_name(pin: ToolPin) -> str:
@@ -44,9 +49,11 @@ def artefact_name(pin: ToolPin) -> str:
 
 
 def sha256_key(pin: ToolPin) -> str:
-    """Where the pin file keeps this version's release sha256, e.g. ``tools.nomad.release.sha256``."""
+    """Where the pin file keeps this version's release sha256, e.g. ``tools.nomad.release.sha256``
+    (``tools.nomad.release.arm64.sha256`` for arm64)."""
     table = f"tools.{pin.name}" if pin.is_default else f'tools.{pin.name}.versions."{pin.version}"'
-    return f"{table}.release.sha256"
+    arch = "" if pin.arch == DEFAULT_ARCH else f".{pin.arch}"
+    return f"{table}.release{arch}.sha256"
 
 
 def mirror_base() -> str:
@@ -146,13 +153,13 @@ def open_url(url: str) -> IO[bytes]:
 
 def require_pinned_sha256(pin: ToolPin) -> str:
     """Return the pinned sha256, or refuse when only the placeholder is there."""
-    if not pin.release.sha256_pinned:
+    if not recipe(pin).sha256_pinned:
         raise ChecksumError(
             f"{pin.name} {pin.version}: nothing to verify its release artefact "
             f"({artefact_url(pin)}) against: pin its sha256 ({sha256_key(pin)}) or name the "
             f"vendor's checksum list (checksums_url beside it) in {pins_file()}, or use --source build"
         )
-    return pin.release.sha256
+    return recipe(pin).sha256
 
 
 def expected_sha256(pin: ToolPin) -> tuple[str, str]:
@@ -161,9 +168,10 @@ def expected_sha256(pin: ToolPin) -> tuple[str, str]:
     A pinned value wins. Without one, the vendor's checksum list for the release
     (``checksums_url``, from the vendor over https or from the mirror) names it.
     """
-    if pin.release.sha256_pinned or not pin.release.checksums_url:
+    release = recipe(pin)
+    if release.sha256_pinned or not release.checksums_url:
         return require_pinned_sha256(pin), f"{sha256_key(pin)} in {pins_file()}"
-    source = source_of(pin.expand(pin.release.checksums_url))
+    source = source_of(pin.expand(release.checksums_url))
     try:
         with open_url(source.url) as resp:
             text = resp.read(1 << 20).decode("utf-8", "replace")
@@ -238,13 +246,13 @@ def unpack(pin: ToolPin, artefact: Path, bin_dir: Path) -> list[str]:
     Only the named members are read, so archive paths cannot escape ``bin_dir``.
     Returns the names installed, in pin order; a missing required member is an error.
     """
-    recipe: ReleaseRecipe = pin.release
+    release = recipe(pin)
     bin_dir.mkdir(parents=True, exist_ok=True)
     installed: list[str] = []
-    for member in recipe.members:
+    for member in release.members:
         member_path = pin.expand(member.path)
         target = bin_dir / member.name
-        found = _extract_member(recipe.format, artefact, member_path, target)
+        found = _extract_member(release.format, artefact, member_path, target)
         if not found:
             if member.optional:
                 continue

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shlex
 
 from toolchain.errors import ToolchainError
-from toolchain.manifest import read_manifest
+from toolchain.manifest import Manifest, read_manifest
 from toolchain.paths import Layout
-from toolchain.pins import Pins, ToolPin
+from toolchain.pins import ARCHITECTURES, DEFAULT_ARCH, Pins, ToolPin, linux_platform
 
 PULUMI_SETTINGS = {
     "PULUMI_SKIP_UPDATE_CHECK": "true",
@@ -48,17 +48,17 @@ def env_lines(layout: Layout, pins: Pins) -> list[str]:
     return lines
 
 
-def binary_path(layout: Layout, pins: Pins, tool: str) -> str:
-    """Path of a tool's main binary (``TOOL`` or ``TOOL@VERSION``); raises ToolchainError
-    when it is not installed."""
-    pin = pins.select(tool)
-    tool_dir = layout.tool_dir(pin.name, pin.version)
+def binary_path(layout: Layout, pins: Pins, tool: str, arch: str = DEFAULT_ARCH) -> str:
+    """Path of a tool's main binary (``TOOL`` or ``TOOL@VERSION``) for ``arch``; raises
+    ToolchainError when it is not installed."""
+    pin = pins.select(tool).for_arch(arch)
+    tool_dir = layout.tool_dir(pin.name, pin.version, pin.arch)
     manifest = read_manifest(tool_dir)
-    entry = manifest.file(pin.main) if manifest else None
+    entry = manifest.file(pin.main) if manifest and manifest.arch == pin.arch else None
     if entry is None:
+        platform = "" if pin.arch == DEFAULT_ARCH else f" ({pin.platform})"
         raise ToolchainError(
-            f"{pin.name} {pin.version} is not installed; "
-            f"run: python3 -m toolchain ensure {pin.spec}"
+            f"{pin.name} {pin.version}{platform} is not installed; run: {pin.ensure_command}"
         )
     return str(tool_dir / entry.path)
 
@@ -67,6 +67,7 @@ def status_lines(layout: Layout, pins: Pins) -> list[str]:
     """A human-readable table of every pinned version of every tool and what is cached.
 
     Default versions are named ``TOOL``, extra ones ``TOOL@VERSION`` (as `ensure` takes them).
+    Another architecture's installs follow, as ``TOOL --arch ARCH`` (only those installed).
     """
     lines = [f"cache: {layout.root}"]
     for pin in pins.all_pins():
@@ -76,15 +77,27 @@ def status_lines(layout: Layout, pins: Pins) -> list[str]:
             sha = release_check(pin)
             lines.append(f"{pin.spec:<24} {pin.version:<10} missing ({build}; release {sha})")
             continue
-        size = sum(f.size for f in manifest.files) / 1e6
-        lines.append(
-            f"{pin.spec:<24} {pin.version:<10} {manifest.source:<8} {manifest.installed_at} "
-            f"{size:7.1f} MB  {', '.join(f.path for f in manifest.files)}"
-        )
+        lines.append(_installed_line(pin.spec, pin.version, manifest))
+    for arch in ARCHITECTURES[1:]:
+        for pin in pins.all_pins():
+            if arch not in pin.architectures:
+                continue
+            manifest = read_manifest(layout.tool_dir(pin.name, pin.version, arch))
+            if manifest is not None:
+                lines.append(_installed_line(f"{pin.spec} --arch {arch}", pin.version, manifest))
     others = _other_versions(layout, pins)
     if others:
         lines.append("other cached versions: " + ", ".join(others))
     return lines
+
+
+def _installed_line(label: str, version: str, manifest: Manifest) -> str:
+    """One `status` line for an installed version."""
+    size = sum(f.size for f in manifest.files) / 1e6
+    return (
+        f"{label:<24} {version:<10} {manifest.source:<8} {manifest.installed_at} "
+        f"{size:7.1f} MB  {', '.join(f.path for f in manifest.files)}"
+    )
 
 
 def release_check(pin: ToolPin) -> str:
@@ -95,14 +108,18 @@ def release_check(pin: ToolPin) -> str:
 
 
 def _other_versions(layout: Layout, pins: Pins) -> list[str]:
-    """Cached ``tool/version`` dirs that are none of the tool's pinned versions."""
+    """Cached version dirs (``tool/version``, ``tool/linux_arm64/version``) that are none of
+    the tool's pinned versions."""
+    platforms = {linux_platform(arch) for arch in ARCHITECTURES[1:]}
     found = []
     for pin in pins.tools.values():
-        tool_root = layout.root / pin.name
-        if not tool_root.is_dir():
-            continue
         pinned = pins.versions(pin.name)
-        for child in sorted(tool_root.iterdir()):
-            if child.is_dir() and not child.name.startswith(".") and child.name not in pinned:
-                found.append(f"{pin.name}/{child.name}")
+        for arch in ARCHITECTURES:
+            arch_root = layout.arch_root(pin.name, arch)
+            if not arch_root.is_dir():
+                continue
+            for child in sorted(arch_root.iterdir()):
+                if child.is_dir() and child.name not in platforms and not child.name.startswith(".") \
+                        and child.name not in pinned:
+                    found.append(str(child.relative_to(layout.root)))
     return found

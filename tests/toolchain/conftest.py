@@ -1,5 +1,5 @@
-"""Fixtures for the toolchain tests: a private cache dir, a 127.0.0.1 file server and a
-release mirror served from it."""
+"""Fixtures for the toolchain tests: a private cache dir, a 127.0.0.1 file server, a
+release mirror served from it, and a stand-in go command."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.toolchain.test_licence import MPL
 from toolchain.paths import Layout
 from toolchain.pins import VERSIONS_ENV
 from toolchain.release import MIRROR_ENV
@@ -83,3 +84,34 @@ def mirror(http_root: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> Mirr
     root, base = http_root
     monkeypatch.setenv(MIRROR_ENV, base + "/mirror")
     return Mirror(root / "mirror", base + "/mirror")
+
+
+FAKE_GO = Path(__file__).with_name("fake_go.py")
+
+
+@pytest.fixture
+def fake_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put a fake `go` (fake_go.py) first on PATH; returns its state dir (modules/, calls.log)."""
+    root = tmp_path / "fakego"
+    bindir = root / "bin"
+    bindir.mkdir(parents=True)
+    (bindir / "go").symlink_to(FAKE_GO)
+    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
+    monkeypatch.setenv("FAKE_GO_ROOT", str(root))
+    add_module(root, "example.com/fake@v1.0.0", MPL, "module example.com/fake\n")
+    return root
+
+
+def add_module(root: Path, module_at: str, licence: str, go_mod: str) -> Path:
+    """Create a module dir the fake go will report for ``module_at``."""
+    mod = root / "modules" / module_at
+    mod.mkdir(parents=True, exist_ok=True)
+    (mod / "LICENSE").write_text(licence, encoding="utf-8")
+    (mod / "go.mod").write_text(go_mod, encoding="utf-8")
+    return mod
+
+
+def calls(root: Path) -> list[str]:
+    """The go sub-commands the fake saw."""
+    log = root / "calls.log"
+    return log.read_text().splitlines() if log.exists() else []

@@ -51,7 +51,8 @@ elif args[:3] == ["list", "-m", "-json"]:
 elif args[0] == "build":
     out = Path(args[args.index("-o") + 1])
     ldflags = args[args.index("-ldflags") + 1]
-    out.write_text(f"#!/bin/sh\necho 'built {args[-1]} with {ldflags}'\n")
+    target = f"{os.environ.get('GOOS')}/{os.environ.get('GOARCH')} cgo={os.environ.get('CGO_ENABLED')}"
+    out.write_text(f"#!/bin/sh\necho 'built {args[-1]} with {ldflags} for {target}'\n")
     out.chmod(0o755)
 elif args[:2] == ["env", "GOVERSION"]:
     print("go1.99.0")

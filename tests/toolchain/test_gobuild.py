@@ -10,6 +10,7 @@ from typing import IO, Any
 
 import pytest
 
+from tests.toolchain.conftest import add_module, calls
 from tests.toolchain.helpers import make_pins, tool_table
 from tests.toolchain.test_licence import BUSL, MPL
 from toolchain import gobuild
@@ -24,37 +25,6 @@ from toolchain.errors import (
 from toolchain.manifest import read_manifest
 from toolchain.paths import Layout
 from toolchain.pins import Pins
-
-FAKE_GO = Path(__file__).with_name("fake_go.py")
-
-
-@pytest.fixture
-def fake_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Put a fake `go` first on PATH; returns its state dir (modules/, calls.log)."""
-    root = tmp_path / "fakego"
-    bindir = root / "bin"
-    bindir.mkdir(parents=True)
-    (bindir / "go").symlink_to(FAKE_GO)
-    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
-    monkeypatch.setenv("FAKE_GO_ROOT", str(root))
-    add_module(root, "example.com/fake@v1.0.0", MPL, "module example.com/fake\n")
-    return root
-
-
-def add_module(root: Path, module_at: str, licence: str, go_mod: str) -> Path:
-    """Create a module dir the fake go will report for ``module_at``."""
-    mod = root / "modules" / module_at
-    mod.mkdir(parents=True, exist_ok=True)
-    (mod / "LICENSE").write_text(licence, encoding="utf-8")
-    (mod / "go.mod").write_text(go_mod, encoding="utf-8")
-    return mod
-
-
-def calls(root: Path) -> list[str]:
-    """The go sub-commands the fake saw."""
-    log = root / "calls.log"
-    return log.read_text().splitlines() if log.exists() else []
-
 
 _OPEN_LOGS: list[IO[str]] = []
 
