@@ -9,9 +9,17 @@ pins one of them gets that version's sha256 the same way, and uploads its binary
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from cluster.config import PRODUCT_KEYS, BinaryPin, ClusterSpec, ConfigError, InstallSource
+from cluster.config import (
+    ARCHITECTURES,
+    PRODUCT_KEYS,
+    ArchPin,
+    BinaryPin,
+    ClusterSpec,
+    ConfigError,
+    InstallSource,
+)
 from toolchain.api import InstalledBinary, installed
 from toolchain.errors import ToolchainError
 from toolchain.paths import Layout
@@ -40,27 +48,44 @@ def defaults(source: InstallSource, pins: Pins | None = None,
 
 def _binary_pin(pin: ToolPin, source: InstallSource, pins: Pins,
                 layout: Layout | None) -> BinaryPin:
-    """One version's BinaryPin: the release's pinned sha256, or the installed binary's."""
-    url, archive = pin.release.url, "zip" if pin.release.format == "zip" else "binary"
-    if source == "release":
-        sha = pin.release.sha256 if pin.release.sha256_pinned else ""
-    else:
+    """One version's BinaryPin: the release's pinned sha256, or the installed binary's, for
+    amd64 and for every other architecture the toolchain pins."""
+    def artefact(arch: str) -> ArchPin | None:
         try:
-            sha = installed(pin.name, pin.version, pins=pins, layout=layout).sha256
+            release = pin.release_for(arch)
         except ToolchainError:
-            sha = ""
-    return BinaryPin(pin.name, pin.version, sha, url, archive)
+            return None  # not pinned for ARCH, or its release cannot be installed
+        archive = "zip" if release.format == "zip" else "binary"
+        if source == "release":
+            return ArchPin(release.sha256 if release.sha256_pinned else "", release.url, archive)
+        try:
+            return ArchPin(installed(pin.name, pin.version, pins=pins, layout=layout, arch=arch).sha256,
+                           release.url, archive)
+        except ToolchainError:
+            return ArchPin("", release.url, archive)
+
+    main = artefact(ARCHITECTURES[0])
+    assert main is not None, f"{pin.name} has no {ARCHITECTURES[0]} release pin"
+    others = {arch: found for arch in ARCHITECTURES[1:] if (found := artefact(arch)) is not None}
+    return BinaryPin(pin.name, pin.version, main.sha256, main.url, main.archive, ARCHITECTURES[0], others)
 
 
-def uploads(spec: ClusterSpec, pins: Pins | None = None,
+def upload_key(product: str, arch: str) -> str:
+    """The key of a binary in uploads(): the product for amd64, `product/ARCH` for another."""
+    return product if arch == ARCHITECTURES[0] else f"{product}/{arch}"
+
+
+def uploads(spec: ClusterSpec, arches: Sequence[str] = ARCHITECTURES[:1], pins: Pins | None = None,
             layout: Layout | None = None) -> dict[str, str]:
-    """For the `upload` source: product -> path of the controller's binary of the version the
-    stack pins (default or extra), checked against the stack's pin before anything is created."""
+    """For the `upload` source: upload_key(product, arch) -> path of the controller's binary of
+    the version the stack pins (default or extra) for each of ARCHES (the machines'), checked
+    against the stack's pin before anything is created."""
     if spec.install.source != "upload":
         return {}
     pins = pins or load_pins()
-    return {product: str(_upload_binary(spec.install.pin(product), pins, layout).path)
-            for product in PRODUCTS}
+    return {upload_key(product, arch): str(_upload_binary(spec.install.pin(product).for_arch(arch), pins,
+                                                          layout).path)
+            for product in PRODUCTS for arch in arches}
 
 
 def _upload_binary(pin: BinaryPin, pins: Pins, layout: Layout | None) -> InstalledBinary:
@@ -75,11 +100,12 @@ def _upload_binary(pin: BinaryPin, pins: Pins, layout: Layout | None) -> Install
                           f'[tools.{product}.versions."{pin.version}"] in toolchain/versions.toml')
     tool = pins.tool(product, pin.version)
     try:
-        binary = installed(product, pin.version, pins=pins, layout=layout)
+        binary = installed(product, pin.version, pins=pins, layout=layout, arch=pin.arch)
     except ToolchainError as err:
         raise ConfigError(pin.config_key,
                           f"the upload source needs the toolchain's {product} {pin.version}: {err}",
-                          f"python3 -m toolchain ensure {tool.spec}") from None
+                          f"python3 -m toolchain ensure {tool.spec}"
+                          + (f" --arch {pin.arch}" if pin.arch != ARCHITECTURES[0] else "")) from None
     if binary.sha256 != pin.sha256:
         raise ConfigError(f"{pin.config_key}.sha256",
                           f"the stack pins {pin.sha256 or '(nothing)'}, but the toolchain's {product} "

@@ -147,9 +147,23 @@ class ClientSettings:
     meta: Mapping[str, str] = field(default_factory=dict)
 
 
+# The machines' architectures the binaries are pinned for; the first is the default.
+ARCHITECTURES = ("amd64", "arm64")
+
+
+@dataclass(frozen=True)
+class ArchPin:
+    """Another architecture's artefact of a BinaryPin's version."""
+
+    sha256: str
+    url: str = ""
+    archive: str = "zip"
+
+
 @dataclass(frozen=True)
 class BinaryPin:
-    """A product to install: its version and the sha256 it must have.
+    """A product to install: its version and the sha256 it must have, for one architecture
+    (`arch`), and what is pinned for the others (`arches`).
 
     With the `release` source the sha256 is that of the vendor's zip; with `upload`, that of
     the binary itself. An empty sha256 means "take the toolchain's" (upload only).
@@ -161,11 +175,26 @@ class BinaryPin:
     # The vendor's download: a URL template with {version}, and "zip" or "binary".
     url: str = ""
     archive: str = "zip"
+    arch: str = "amd64"
+    arches: Mapping[str, ArchPin] = field(default_factory=dict)
 
     @property
     def config_key(self) -> str:
         """The stack config key that pins this product."""
         return PRODUCT_KEYS[self.product]
+
+    def for_arch(self, arch: str, source: InstallSource = "upload") -> BinaryPin:
+        """The pin of ARCH's artefact; ConfigError naming the fix when none is pinned."""
+        if arch == self.arch:
+            return self
+        other = self.arches.get(arch)
+        if other is None or (source == "release" and not other.sha256):
+            raise ConfigError(f"{self.config_key}.sha256",
+                              f"a machine is {arch}, but no {arch} sha256 is pinned for {self.product} "
+                              f"{self.version}",
+                              f"pin the linux_{arch} value: "
+                              + _fix_set_path(f"{self.config_key}.sha256.{arch}", "<sha256>"))
+        return BinaryPin(self.product, self.version, other.sha256, other.url or self.url, other.archive, arch)
 
 
 # Products the program installs, and the config key that pins each one.
@@ -643,12 +672,21 @@ def _pin(raw: Mapping[str, str], product: str, known: Mapping[str, BinaryPin],
     # What is known of the pinned version: the default, or another version the toolchain has.
     same = (default if default is not None and default.version == version
             else known.get(f"{product}@{version}"))
-    sha = obj.get("sha256")
-    if sha is None:
-        sha = same.sha256 if same is not None else ""
-    if not isinstance(sha, str) or (sha and not _SHA256_RE.match(sha)):
-        raise ConfigError(f"{key}.sha256", f"{sha!r} is not a sha256 (64 lowercase hex digits)",
-                          _fix_set_path(f"{key}.sha256", "<sha256 of the artefact>"))
+    base = same or default
+    # `sha256: VALUE` pins amd64's; `sha256: {amd64: .., arm64: ..}` any architecture's.
+    given = obj.get("sha256")
+    given = given if isinstance(given, dict) else ({ARCHITECTURES[0]: given} if given is not None else {})
+    for arch in given:
+        if arch not in ARCHITECTURES:
+            raise ConfigError(f"{key}.sha256.{arch}", f"{arch!r} is not an architecture the binaries are "
+                              f"pinned for ({', '.join(ARCHITECTURES)})", f"remove it from {NAMESPACE}:{key}")
+    shas = {arch: given.get(arch, _known_sha(same, arch)) for arch in ARCHITECTURES}
+    for arch, sha in shas.items():
+        if not isinstance(sha, str) or (sha and not _SHA256_RE.match(sha)):
+            where = f"{key}.sha256" + ("" if arch == ARCHITECTURES[0] else f".{arch}")
+            raise ConfigError(where, f"{sha!r} is not a sha256 (64 lowercase hex digits)",
+                              _fix_set_path(where, "<sha256 of the artefact>"))
+    sha = shas[ARCHITECTURES[0]]
     if source == "release" and not sha:
         sums = (f"{DEFAULT_MIRROR}/{product}/{version}/{product}_{version}_SHA256SUMS"
                 if product != "cadvisor" else "the release notes")
@@ -656,9 +694,26 @@ def _pin(raw: Mapping[str, str], product: str, known: Mapping[str, BinaryPin],
                           f"no sha256 is pinned for the {product} {version} release",
                           f"pin the linux_amd64 value of {sums}: "
                           + _fix_set_path(f"{key}.sha256", "<sha256>"))
-    base = same or default
     url, archive = (base.url, base.archive) if base else ("", "zip")
-    return BinaryPin(product, version, sha, url, archive)
+    # Another architecture's artefact: the toolchain's, or the vendors' URL with its name.
+    arches = {arch: ArchPin(str(shas[arch]),
+                            *(_known_artefact(base, arch) or (url.replace(ARCHITECTURES[0], arch), archive)))
+              for arch in ARCHITECTURES[1:] if shas[arch] or _known_artefact(base, arch)}
+    return BinaryPin(product, version, sha, url, archive, ARCHITECTURES[0], arches)
+
+
+def _known_sha(pin: BinaryPin | None, arch: str) -> str:
+    if pin is None:
+        return ""
+    if arch == pin.arch:
+        return pin.sha256
+    other = pin.arches.get(arch)
+    return other.sha256 if other else ""
+
+
+def _known_artefact(pin: BinaryPin | None, arch: str) -> tuple[str, str] | None:
+    other = pin.arches.get(arch) if pin else None
+    return (other.url, other.archive) if other else None
 
 
 def _install(raw: Mapping[str, str], defaults: PinDefaults) -> InstallSpec:

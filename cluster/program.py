@@ -5,7 +5,7 @@ Kept thin: decisions live in config.py and topology.py; resources are made here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,9 @@ from cluster.services.identity import identity
 from cluster.services.images import image_step
 from cluster.topology import Node, Role, nodes, registry
 
+# Looks at existing machines before anything is made (cluster/preflight.py).
+Preflight = Callable[[cfg.ClusterSpec, list[Node]], Mapping[str, checks.Facts]]
+
 
 def stack_config() -> dict[str, str]:
     """This project's config values as raw strings, keys without the namespace."""
@@ -41,16 +44,26 @@ def stack_config() -> dict[str, str]:
 
 
 def make_machines(spec: cfg.ClusterSpec, check_network: bool = True,
-                  preflight: ssh.Preflight = checks.check_all) -> list[Machine]:
-    """One machine per node, made by the configured provider (existing machines: looked at
-    by PREFLIGHT first)."""
+                  facts: Mapping[str, checks.Facts] | None = None) -> list[Machine]:
+    """One machine per node, made by the configured provider (existing machines: with the
+    FACTS their pre-flight checks found)."""
     if spec.machines.provider == "ssh":
-        return ssh.machines(spec, nodes(spec), preflight)
+        return ssh.machines(spec, nodes(spec), facts or {})
     if spec.machines.provider == "nspawn":
         if check_network:
             nspawn.require_lab_network()
         return [nspawn.machine(node, spec.stack) for node in nodes(spec)]
     return vagrant.machines(spec, nodes(spec))
+
+
+def architectures(spec: cfg.ClusterSpec, facts: Mapping[str, checks.Facts]) -> list[str]:
+    """The machines' architectures (amd64 for the program's own machines), each checked to
+    have every product pinned (ConfigError naming the fix otherwise)."""
+    arches = sorted({f.arch for f in facts.values()}) or [cfg.ARCHITECTURES[0]]
+    for arch in arches:
+        for product in cfg.PRODUCT_KEYS:
+            spec.install.pin(product).for_arch(arch, spec.install.source)
+    return arches
 
 
 def make_secrets(spec: cfg.ClusterSpec, machines: list[Machine]) -> dict[str, dict[str, pulumi.Output[str]]]:
@@ -138,8 +151,8 @@ class Cluster:
 
 def build(raw: Mapping[str, str], stack: str, check_network: bool = True,
           pins: cfg.PinDefaults = binaries.defaults,
-          local_binaries: Callable[[cfg.ClusterSpec], Mapping[str, str]] = binaries.uploads,
-          preflight: ssh.Preflight = checks.check_all) -> Cluster:
+          local_binaries: Callable[[cfg.ClusterSpec, Sequence[str]], Mapping[str, str]] = binaries.uploads,
+          preflight: Preflight = checks.check_all) -> Cluster:
     """Validate the config (existing machines: look at them), then create every resource of
     one stack.
 
@@ -148,10 +161,11 @@ def build(raw: Mapping[str, str], stack: str, check_network: bool = True,
     """
     try:
         spec = cfg.load(raw, stack, pins)
-        uploads = local_binaries(spec)
-        machines = make_machines(spec, check_network, preflight)
+        facts = preflight(spec, nodes(spec)) if spec.machines.provider == "ssh" else {}
+        uploads = local_binaries(spec, architectures(spec, facts))
     except (cfg.ConfigError, checks.PreflightError) as err:
         raise pulumi.RunError(str(err)) from None
+    machines = make_machines(spec, check_network, facts)
     cluster = Cluster(spec, machines)
     first = {m.node.name: identity(m, cluster.nodes) for m in cluster.machines}
     cluster.steps += list(first.values())

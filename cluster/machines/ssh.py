@@ -16,7 +16,7 @@ module by name (like cluster/jobs.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,6 @@ from cluster import preflight
 from cluster.config import ClusterSpec, SshHost, SshLogin
 from cluster.machines import Machine, read_private_key
 from cluster.topology import Node
-
-Preflight = Callable[[ClusterSpec, list[Node]], Mapping[str, preflight.Facts]]
 
 
 class HostKeyProvider(dynamic.ResourceProvider):
@@ -93,11 +91,10 @@ class SshMachine(pulumi.ComponentResource):
         self.register_outputs({"address": node.address, "arch": facts.arch})
 
 
-def machines(spec: ClusterSpec, nodes: list[Node], look: Preflight = preflight.check_all) -> list[Machine]:
-    """Every node's machine, after the pre-flight checks (LOOK) found every host fit."""
+def machines(spec: ClusterSpec, nodes: list[Node], found: Mapping[str, preflight.Facts]) -> list[Machine]:
+    """Every node's machine, with what the pre-flight checks FOUND on its host."""
     settings = spec.machines.ssh
     assert settings is not None
-    found = look(spec, nodes)
     result = []
     for node, host in zip(nodes, settings.hosts, strict=True):
         machine = SshMachine(node, host, settings.bastion, found[node.name])

@@ -24,6 +24,7 @@ import pulumi
 from pulumi_command import remote
 
 from cluster import install, render
+from cluster.binaries import upload_key
 from cluster.config import BACKEND_PORT, BinaryPin, ClusterSpec
 from cluster.images import base_image
 from cluster.machines import Machine
@@ -150,8 +151,11 @@ class MachinePlan:
         their hash joins the triggers, as does the product's repair generation (a drift found by
         a refresh runs the step again)."""
         machine, spec = self.machine, self.spec
+        if agent.pin is not None:  # the binary of the machine's architecture
+            agent = dataclasses.replace(agent, pin=agent.pin.for_arch(machine.arch, spec.install.source))
         generation = self.state.generation(agent.product)
-        upload = _binary(machine, spec, agent.pin, self.uploads.get(agent.product), generation, self.identity)
+        local = self.uploads.get(upload_key(agent.product, machine.arch))
+        upload = _binary(machine, spec, agent.pin, local, generation, self.identity)
         binary = f"{agent.pin.version} {agent.pin.sha256}" if agent.pin else ""
         digest = hashlib.sha256(f"{binary}\0{render.digest(agent.files)}".encode()).hexdigest()
         triggers: list[object] = [digest, generation]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ from .test_render import GOLDEN, RAW_LAYOUTS, pins
 Scripts = dict[str, str]  # golden path under the layout's directory -> script
 
 
-def uploads(spec: ClusterSpec) -> dict[str, str]:
+def uploads(spec: ClusterSpec, arches: Sequence[str]) -> dict[str, str]:
     """Stands in for the toolchain's binaries: this file will do as the asset."""
     return {p: __file__ for p in ("consul", "nomad", "consul-template", "cadvisor")}
 

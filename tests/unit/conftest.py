@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from cluster.binaries import upload_key
 from cluster.config import BinaryPin, ClusterSpec, InstallSource
 
 LAB_STACK = {
@@ -31,10 +33,11 @@ def fake_pins(source: InstallSource) -> dict[str, BinaryPin]:
     }
 
 
-def fake_binaries(spec: ClusterSpec) -> dict[str, str]:
+def fake_binaries(spec: ClusterSpec, arches: Sequence[str] = ("amd64",)) -> dict[str, str]:
     """Stands in for the toolchain's binaries to upload: this file will do as the asset."""
     products = ("consul", "nomad", "consul-template", "cadvisor")
-    return {p: __file__ for p in products} if spec.install.source == "upload" else {}
+    return ({upload_key(p, arch): __file__ for p in products for arch in arches}
+            if spec.install.source == "upload" else {})
 
 
 @pytest.fixture

@@ -88,10 +88,10 @@ def test_defaults_keep_the_default_versions_and_know_the_extra_ones(pins: Pins, 
 
 def test_uploads_use_the_default_versions(pins: Pins, layout: Layout) -> None:
     spec = load(pins, layout)
-    paths = binaries.uploads(spec, pins, layout)
+    paths = binaries.uploads(spec, pins=pins, layout=layout)
     assert paths == {p: str(layout.bin_dir(p, v) / p) for p, v in VERSIONS.items()}
     release = dataclasses.replace(spec, install=dataclasses.replace(spec.install, source="release"))
-    assert binaries.uploads(release, pins, layout) == {}
+    assert binaries.uploads(release, pins=pins, layout=layout) == {}
 
 
 def test_pinning_only_an_extra_version_takes_its_installed_sha256(pins: Pins, layout: Layout) -> None:
@@ -99,7 +99,7 @@ def test_pinning_only_an_extra_version_takes_its_installed_sha256(pins: Pins, la
     spec = load(pins, layout, nomad={"version": OLD_NOMAD})
     assert (spec.install.nomad.version, spec.install.nomad.sha256) == (OLD_NOMAD, sha)
     assert spec.install.consul.version == VERSIONS["consul"]
-    paths = binaries.uploads(spec, pins, layout)
+    paths = binaries.uploads(spec, pins=pins, layout=layout)
     assert paths["nomad"] == str(layout.bin_dir("nomad", OLD_NOMAD) / "nomad")
     assert paths["consul"] == str(layout.bin_dir("consul", VERSIONS["consul"]) / "consul")
 
@@ -115,7 +115,7 @@ def test_release_source_takes_an_extra_versions_pinned_sha256(pins: Pins, layout
 def test_an_extra_version_that_is_not_installed_names_the_ensure_command(pins: Pins, layout: Layout) -> None:
     spec = load(pins, layout, nomad={"version": OLD_NOMAD, "sha256": "f" * 64})
     with pytest.raises(cfg.ConfigError) as err:
-        binaries.uploads(spec, pins, layout)
+        binaries.uploads(spec, pins=pins, layout=layout)
     assert err.value.key == "hashicluster:nomad"
     assert f"needs the toolchain's nomad {OLD_NOMAD}" in err.value.problem
     assert err.value.fix == f"python3 -m toolchain ensure nomad@{OLD_NOMAD}"
@@ -125,7 +125,7 @@ def test_a_default_version_that_is_not_installed_names_the_ensure_command(pins: 
     spec = load(pins, layout)
     (layout.tool_dir("consul", VERSIONS["consul"]) / "manifest.json").unlink()
     with pytest.raises(cfg.ConfigError) as err:
-        binaries.uploads(spec, pins, layout)
+        binaries.uploads(spec, pins=pins, layout=layout)
     assert err.value.key == "hashicluster:consul"
     assert err.value.fix == "python3 -m toolchain ensure consul"
 
@@ -133,7 +133,7 @@ def test_a_default_version_that_is_not_installed_names_the_ensure_command(pins: 
 def test_a_version_the_toolchain_does_not_have_names_those_it_has(pins: Pins, layout: Layout) -> None:
     spec = load(pins, layout, nomad={"version": "1.6.1", "sha256": "f" * 64})
     with pytest.raises(cfg.ConfigError) as err:
-        binaries.uploads(spec, pins, layout)
+        binaries.uploads(spec, pins=pins, layout=layout)
     assert err.value.key == "hashicluster:nomad.version"
     assert "the stack pins nomad 1.6.1, but the toolchain has nomad 1.6.3 (default), 1.6.2" in str(err.value)
     assert '[tools.nomad.versions."1.6.1"]' in err.value.fix
@@ -143,6 +143,6 @@ def test_a_different_sha256_of_the_pinned_version_is_refused(pins: Pins, layout:
     install(layout, "nomad", OLD_NOMAD)
     spec = load(pins, layout, nomad={"version": OLD_NOMAD, "sha256": "f" * 64})
     with pytest.raises(cfg.ConfigError) as err:
-        binaries.uploads(spec, pins, layout)
+        binaries.uploads(spec, pins=pins, layout=layout)
     assert err.value.key == "hashicluster:nomad.sha256"
     assert f"the toolchain's nomad {OLD_NOMAD}" in err.value.problem and "f" * 64 in err.value.problem

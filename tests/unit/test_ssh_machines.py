@@ -209,3 +209,24 @@ def test_unfit_hosts_stop_the_program_before_any_resource(key_file: Path) -> Non
         raise preflight.PreflightError("1 problem(s): client2 (deploy@192.0.2.32:22): no sudo")
     with pytest.raises(pulumi.RunError, match="client2"):
         program.build(stack(), "unit", pins=fake_pins, local_binaries=fake_binaries, preflight=unfit)
+
+
+def mixed(spec: cfg.ClusterSpec, found: list[Any]) -> dict[str, preflight.Facts]:
+    """Stands in for the pre-flight checks: client3 is an arm64 machine, the rest amd64."""
+    return {n.name: preflight.Facts(arch="arm64" if n.name == "client3" else "amd64", host_key=KEY)
+            for n in found}
+
+
+def test_an_arm64_machine_needs_arm64_pins_and_gets_its_own_binary(key_file: Path) -> None:
+    raw = {**stack(), "install": '{"source": "release"}'}
+    with pytest.raises(pulumi.RunError, match=r"hashicluster:consul.sha256: a machine is arm64.*sha256.arm64"):
+        program.build(raw, "unit", pins=fake_pins, local_binaries=fake_binaries, preflight=mixed)
+    arm = {p: f'{{"sha256": {{"arm64": "{c * 64}"}}}}' for p, c in
+           (("consul", "1"), ("nomad", "2"), ("consulTemplate", "3"), ("cadvisor", "4"))}
+    graph = run_program(lambda: program.build({**raw, **arm}, "unit", pins=fake_pins,
+                                              local_binaries=fake_binaries, preflight=mixed), key_file)
+    arm64 = graph.inputs("client3-consul")["create"]
+    amd64 = graph.inputs("client2-consul")["create"]
+    assert "1" * 64 in arm64 and "consul_1.14.11_linux_arm64.zip" in arm64
+    assert "1" * 64 not in amd64 and "consul_1.14.11_linux_amd64.zip" in amd64
+    assert "2" * 64 in graph.inputs("client3-nomad")["create"]
