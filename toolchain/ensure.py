@@ -83,9 +83,10 @@ def now_iso() -> str:
 
 
 @contextmanager
-def tool_lock(layout: Layout, tool: str) -> Iterator[None]:
-    """Hold an exclusive lock for one tool so concurrent ensures do not collide."""
-    path = layout.lock_file(tool)
+def tool_lock(layout: Layout, tool: str, arch: str = DEFAULT_ARCH) -> Iterator[None]:
+    """Hold an exclusive lock for one tool (of one architecture) so concurrent ensures do not
+    collide."""
+    path = layout.lock_file(tool, arch)
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(path):
         yield
@@ -166,7 +167,7 @@ def ensure_tool(layout: Layout, pins: Pins, pin: ToolPin, source: str, progress:
     """Ensure one tool; never raises for tool-level problems (they become 'failed')."""
     start = time.monotonic()
     try:
-        with tool_lock(layout, pin.name):
+        with tool_lock(layout, pin.name, pin.arch):
             problem = check_cached(layout, pin)
             if problem is None:
                 elapsed = time.monotonic() - start

@@ -68,9 +68,10 @@ class Layout:
         """Dir holding the installed binaries of one tool version."""
         return self.tool_dir(tool, version, arch) / "bin"
 
-    def lock_file(self, tool: str) -> Path:
-        """Lock taken while a tool is installed."""
-        return self.root / tool / ".lock"
+    def lock_file(self, tool: str, arch: str = DEFAULT_ARCH) -> Path:
+        """Lock taken while a tool is installed for one architecture (a cross-build of arm64
+        never holds up the amd64 binaries)."""
+        return self.root / tool / (".lock" if arch == DEFAULT_ARCH else f".lock-{linux_platform(arch)}")
 
     def ensure_dirs(self) -> None:
         """Create the directories the toolchain writes to."""

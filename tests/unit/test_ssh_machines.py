@@ -219,7 +219,7 @@ def mixed(spec: cfg.ClusterSpec, found: list[Any]) -> dict[str, preflight.Facts]
 
 def test_an_arm64_machine_needs_arm64_pins_and_gets_its_own_binary(key_file: Path) -> None:
     raw = {**stack(), "install": '{"source": "release"}'}
-    with pytest.raises(pulumi.RunError, match=r"hashicluster:consul.sha256: a machine is arm64.*sha256.arm64"):
+    with pytest.raises(pulumi.RunError, match=r"consul.sha256: a machine is arm64.*sha256.arm64"):
         program.build(raw, "unit", pins=fake_pins, local_binaries=fake_binaries, preflight=mixed)
     arm = {p: f'{{"sha256": {{"arm64": "{c * 64}"}}}}' for p, c in
            (("consul", "1"), ("nomad", "2"), ("consulTemplate", "3"), ("cadvisor", "4"))}
