@@ -198,7 +198,7 @@ def test_an_ssh_stack_runs_its_steps_through_sudo_and_records_a_first_use_key(ke
     assert "client1-host-key" not in graph.names()
     assert not any(name.endswith(("-lab", "-power")) for name in graph.names())  # nothing is made
     create = graph.inputs("client1-consul")["create"]
-    assert create.startswith("# run as root") and "exec sudo -n -- /bin/bash -c" in create
+    assert create.startswith("# run as root") and "exec sudo -n -H -- /bin/bash -c" in create
     assert "exec sudo" in graph.inputs("client1-consul")["delete"]
     assert "exec sudo" in graph.inputs("client1-identity")["delete"]
     assert graph.depends_on("client1-consul-upload", "client1-identity")
