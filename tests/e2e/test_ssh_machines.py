@@ -135,6 +135,12 @@ def timed(proj: Project, label: str, *args: str) -> None:
           f"{proj.timings[label]:.1f} s wall clock)")
 
 
+def resource_count(proj: Project) -> int:
+    """How many resources the stack's state holds (its Stack resource included)."""
+    state = json.loads(proj.pulumi("stack", "export").stdout)
+    return len(state["deployment"].get("resources") or [])
+
+
 def fib_answer(proj: Project) -> dict[str, object]:
     """GET /fib/10 through the load balancer, from the lab network."""
     out = proj.exec("curl", "-sf", "-m", "5", f"http://{ADDRESSES[LB]}/fib/10").stdout
@@ -220,10 +226,13 @@ def test_up_builds_the_cluster_through_the_bastion(hosts: SshHosts, stacks: Stac
                         f"https://{root}:8501/v1/acl/tokens", check=False)
     assert (refusal.returncode, refusal.stdout) == (0, "403"), refusal.stderr
     good.pulumi("preview", "--diff", "--expect-no-changes")
+    # The snapshots see the cluster (so that their equality after destroy means something).
+    assert changes_since(hosts) != "", "the machines' snapshots do not show the cluster"
 
 
 def test_destroy_leaves_the_machines_as_they_were(hosts: SshHosts, stacks: Stacks) -> None:
     good = stacks.good
+    assert resource_count(good) > 1, "no cluster to destroy: the stack has no resources (did the up fail?)"
     timed(good, "destroy", "destroy", "--yes")
     good.destroyed = True
     diff = changes_since(hosts)
