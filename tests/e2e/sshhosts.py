@@ -15,6 +15,10 @@ where Pulumi runs: the lab is not routed to the host's network namespace. Root's
 through `python3 -m lab ssh` (the lab's own key); the users' through plain OpenSSH with a
 config file of the run's own (the key, and known_hosts with every machine's pinned key).
 
+10.210.5.0/24 is also `python3 -m review run`'s default network and where the command
+provider's test puts its `cpt-*` machine (the first free address): the lab refuses an address
+that another machine has, so a review left up there stops this test at `lab up`, naming it.
+
 `snapshot()` records what a cluster may change on a machine, so that a test can tell that a
 machine is as it was before a cluster came and went (VOLATILE: what changes on its own).
 """
