@@ -94,6 +94,9 @@ class Agent:
     # Files the service itself writes while it runs (consul-template's renders, Docker's key):
     # kept (a copy of what the machine had) and given back at removal like the step's own files.
     runtime: tuple[str, ...] = ()
+    # Directories the service fills while it runs (Docker's images): removed at its removal if
+    # the step found none there; left alone otherwise.
+    data: tuple[str, ...] = ()
     # Image names (a registry's `HOST:PORT/` prefix, or `REPOSITORY:`) the cluster puts into this
     # machine's Docker: removed with it.
     images: tuple[str, ...] = ()
@@ -131,7 +134,8 @@ def install_script(agent: Agent, install: InstallSpec, restart: bool = True) -> 
         resolved_dropin=RESOLVED_DROPIN,
         user=agent.user, data_dir=agent.data_dir, packages=agent.packages,
         package_pins=agent.package_pins, files=agent.files,
-        secrets=agent.secrets, retired=agent.retired, runtime=agent.runtime, timeout=agent.timeout,
+        secrets=agent.secrets, retired=agent.retired, runtime=agent.runtime, data=agent.data,
+        timeout=agent.timeout,
         address=agent.address, server=agent.server, health=agent.health, health_ca=agent.health_ca,
         nomad_url=nomad_url(agent.address))
 

@@ -251,9 +251,14 @@ REGISTRY_TLS = f"{_REGISTRY_DIR}/tls"
 # through it; `update-ca-certificates` adds it).
 CLUSTER_CA = "/usr/local/share/ca-certificates/hashicluster-ca.crt"
 # What the services write while they run (given back at their removal): consul-template's
-# renders (and their directory) on a balancer; Docker's key and the CNI configuration.
+# renders (and their directory) on a balancer; Docker's key and the CNI configuration; nginx's
+# and the registry's state (small: kept as they were before the step). Docker's data is not
+# copied: removed if the step found none.
 BALANCER_RENDERED = ("/etc/nginx/conf.d/services.conf", "/etc/nginx/locations.d")
 DOCKER_RENDERED = ("/etc/docker/key.json", "/etc/cni")
+NGINX_RENDERED = ("/var/lib/nginx",)  # its temporary dirs, made at its start
+REGISTRY_RENDERED = ("/var/lib/docker-registry",)  # the images pushed to it
+DOCKER_DATA = ("/var/lib/docker", "/var/lib/containerd")
 DNS_UPSTREAM = "/var/lib/hashicluster/resolv.conf.upstream"  # the resolvers a machine had before dnsmasq
 RESOLVED_DROPIN = "/etc/systemd/resolved.conf.d/hashicluster-consul.conf"  # .consul to dnsmasq
 

@@ -77,7 +77,7 @@ def _docker(spec: ClusterSpec, node: Node) -> install.Agent:
     return _with_secret_files(spec, install.Agent(
         product="docker", pin=None, user="root", data_dir=None, files=render.docker_files(spec, node),
         address=node.address, packages=(spec.docker.package,), package_pins=(spec.docker,),
-        starts_at_reboot=True, runtime=render.DOCKER_RENDERED,
+        starts_at_reboot=True, runtime=render.DOCKER_RENDERED, data=render.DOCKER_DATA,
         images=(f"{registry(spec)}/", base_image().split(":")[0] + ":")), node)
 
 
@@ -95,6 +95,7 @@ def _registry(spec: ClusterSpec, node: Node) -> install.Agent:
     return _with_secret_files(spec, install.Agent(
         product="docker-registry", pin=None, user="docker-registry", data_dir=None,
         files=render.registry_files(spec, node), address=node.address, packages=("docker-registry",),
+        runtime=render.REGISTRY_RENDERED,
         health=f"{scheme}://{node.address}:{REGISTRY_PORT}/v2/", health_ca=ca), node)
 
 
@@ -107,7 +108,8 @@ def _balancer(spec: ClusterSpec, node: Node, servers: list[Node]) -> tuple[insta
         nginx_files, template_files = render.loadbalancer_files(spec, node, servers)
         health = f"http://{node.address}/health"
     nginx = install.Agent(product="nginx", pin=None, files=nginx_files, user="root", data_dir=None,
-                          address=node.address, packages=("nginx",), health=health)
+                          address=node.address, packages=("nginx",), health=health,
+                          runtime=render.NGINX_RENDERED)
     consul_template = _with_secret_files(spec, install.Agent(
         product="consul-template", pin=spec.install.consul_template, files=template_files, user="root",
         data_dir=None, address=node.address, runtime=render.BALANCER_RENDERED), node)

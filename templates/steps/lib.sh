@@ -28,6 +28,8 @@ machine back as it was (`give_back`). Each of these works for the product named 
                        has one, in $HC_STATE/originals/PATH, and record PATH as placed.
   make_dir DIR MODE OWNER
                        make DIR (recorded, for removal) unless it exists; set its mode and owner.
+  claim_absent PATH    record PATH (a service's data directory) for removal if it is not
+                       there yet; one the machine had is left to it.
   make_user USER HOME  add the system user USER (recorded) unless it exists.
   add_packages PKG...  apt-get install the packages missing; record every package that the
                        install added (dependencies too).
@@ -97,6 +99,7 @@ make_dir() {
   if [ ! -d "$1" ]; then mkdir -p "$1" && record dirs "$1"; fi
   chmod "$2" "$1"; chown "$3:$3" "$1"
 }
+claim_absent() { [ -e "$1" ] || grep -qxF "$1" "$HC_STATE/created/$product.dirs" 2>/dev/null || record dirs "$1"; }
 make_user() {
   if ! id -u "$1" >/dev/null 2>&1; then
     useradd --system --home-dir "$2" --shell /bin/false "$1" && record users "$1"

@@ -47,6 +47,7 @@ make_dir() {
   if [ ! -d "$1" ]; then mkdir -p "$1" && record dirs "$1"; fi
   chmod "$2" "$1"; chown "$3:$3" "$1"
 }
+claim_absent() { [ -e "$1" ] || grep -qxF "$1" "$HC_STATE/created/$product.dirs" 2>/dev/null || record dirs "$1"; }
 make_user() {
   if ! id -u "$1" >/dev/null 2>&1; then
     useradd --system --home-dir "$2" --shell /bin/false "$1" && record users "$1"
@@ -199,6 +200,8 @@ if [ "$changed" = 1 ]; then update-ca-certificates --fresh >/dev/null; fi
 if [ "$changed" = 1 ]; then systemctl daemon-reload; fi
 keep_original /etc/docker/key.json
 keep_original /etc/cni
+claim_absent /var/lib/docker
+claim_absent /var/lib/containerd
 keep_service
 systemctl enable --quiet docker
 if [ -e /run/reboot-required ]; then

@@ -45,6 +45,7 @@ make_dir() {
   if [ ! -d "$1" ]; then mkdir -p "$1" && record dirs "$1"; fi
   chmod "$2" "$1"; chown "$3:$3" "$1"
 }
+claim_absent() { [ -e "$1" ] || grep -qxF "$1" "$HC_STATE/created/$product.dirs" 2>/dev/null || record dirs "$1"; }
 make_user() {
   if ! id -u "$1" >/dev/null 2>&1; then
     useradd --system --home-dir "$2" --shell /bin/false "$1" && record users "$1"
