@@ -30,11 +30,14 @@ wait_for() {
 HC_STATE=/var/lib/hashicluster
 product=${product:-}  # whose records the functions below keep: a script that keeps any sets it
 keep_original() {
-  local records=$HC_STATE/placed/$product
+  local records=$HC_STATE/placed/$product parent missing=""
   if ! grep -qxF "$1" "$records" 2>/dev/null; then
     if [ -e "$1" ] || [ -L "$1" ]; then
       mkdir -p "$HC_STATE/originals$(dirname "$1")" && cp -a "$1" "$HC_STATE/originals$1"
     fi
+    parent=$(dirname "$1")
+    while [ ! -e "$parent" ]; do missing=$parent; parent=$(dirname "$parent"); done
+    if [ -n "$missing" ]; then record dirs "$missing"; fi
     mkdir -p "$HC_STATE/placed" && echo "$1" >> "$records"
   fi
 }
@@ -43,7 +46,14 @@ make_dir() {
   if [ ! -d "$1" ]; then mkdir -p "$1" && record dirs "$1"; fi
   chmod "$2" "$1"; chown "$3:$3" "$1"
 }
-claim_absent() { [ -e "$1" ] || grep -qxF "$1" "$HC_STATE/created/$product.dirs" 2>/dev/null || record dirs "$1"; }
+claim_data() {
+  if grep -qsF "$1" "$HC_STATE/created/$product.dirs" "$HC_STATE/created/$product.empty"; then return 0; fi
+  if [ ! -e "$1" ]; then
+    record dirs "$1"
+  elif [ -d "$1" ] && [ -z "$(ls -A "$1")" ]; then
+    record empty "$(stat -c %a "$1") $1"
+  fi
+}
 make_user() {
   if ! id -u "$1" >/dev/null 2>&1; then
     useradd --system --home-dir "$2" --shell /bin/false "$1" && record users "$1"
@@ -81,6 +91,11 @@ give_back() {
     done < "$HC_STATE/placed/$product"
   fi
   if [ -f "$created.dirs" ]; then sort -r "$created.dirs" | while read -r path; do rm -rf "$path"; done; fi
+  if [ -f "$created.empty" ]; then
+    while read -r mode path; do
+      find "$path" -mindepth 1 -maxdepth 1 -exec rm -rf {} + && chmod "$mode" "$path"
+    done < "$created.empty"
+  fi
   if [ -f "$created.users" ]; then while read -r path; do userdel "$path" 2>/dev/null || true; done < "$created.users"; fi
   if [ -s "$created.packages" ]; then
     # shellcheck disable=SC2046  # one word per package
