@@ -62,6 +62,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     stand_in(bin_dir / "consul", '#!/bin/sh\necho "consul: no leader"\n')
     monkeypatch.setattr(install, "PENDING", str(tmp_path / "pending"))
     monkeypatch.setattr(install, "STAGING", str(tmp_path / "staging"))
+    monkeypatch.setattr(install, "MANIFESTS", str(tmp_path / "manifest"))
     (tmp_path / "pending").mkdir()
     (tmp_path / "leader").write_text('"10.210.1.10:8300"')
     (tmp_path / "autopilot.json").write_text(AUTOPILOT_OK)
@@ -70,7 +71,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run(machine: Path, script: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PATH=f"{machine / 'bin'}:{os.environ['PATH']}")
+    env = dict(os.environ, PATH=f"{machine / 'bin'}:{os.environ['PATH']}", HC_STATE=str(machine / "state"))
     return subprocess.run(["bash", "-c", API_ENV + script], capture_output=True, text=True, env=env,
                           input=stdin, timeout=30, check=False, cwd=machine)
 
@@ -216,7 +217,9 @@ def test_secret_files_come_from_stdin(machine: Path) -> None:
     assert oct(gossip.stat().st_mode & 0o777) == "0o640"
     assert not old.exists()
     # Something changed: the unit files are read again and the agent restarts.
-    assert calls(machine) == ["daemon-reload", "enable --quiet consul", "restart consul"]
+    # The service's state before the step is kept once (for its removal), then it is enabled.
+    assert calls(machine) == ["daemon-reload", "is-enabled consul", "is-active consul",
+                              "enable --quiet consul", "restart consul"]
     (machine / "calls").unlink()
     again = run(machine, script, install.secrets_bundle(files))
     assert again.returncode == 0, again.stderr

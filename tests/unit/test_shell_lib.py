@@ -110,3 +110,52 @@ def test_nomad_node_ready_reads_the_nodes_status(answers: Path, status: str, rea
     (answers / "self.json").write_text(json.dumps({"ID": "n1", "Status": status}))
     proc = bash('nomad_node_ready "http://127.0.0.1:4646"', path=answers / "bin")
     assert proc.returncode == (0 if ready else 1), proc
+
+
+# ------------------------------------------------------------------ giving a machine back
+
+def lib_run(tmp_path: Path, script: str) -> None:
+    """SCRIPT after the library, for product `demo`, with HC_STATE under TMP_PATH and a
+    systemctl stand-in that logs its calls to tmp_path/calls (every unit disabled)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    systemctl = bin_dir / "systemctl"
+    systemctl.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n'
+                         '[ "$1" != is-enabled ] || echo disabled\n')
+    systemctl.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", HC_STATE=str(tmp_path / "state"))
+    proc = subprocess.run(["bash", "-c", f"set -eu\n{LIB}\nproduct=demo\n{script}"], capture_output=True,
+                          text=True, timeout=30, check=False, env=env)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_give_back_undoes_what_the_records_say(tmp_path: Path) -> None:
+    machine = tmp_path / "machine"
+    (machine / "etc").mkdir(parents=True)
+    own = machine / "etc" / "own.conf"
+    own.write_text("the machine's own\n")
+    data = machine / "data"
+    data.mkdir(mode=0o711)
+    data.chmod(0o711)
+    new = machine / "etc" / "new.d" / "sub" / "new.conf"
+    lib_run(tmp_path, f"""
+changed=0
+for path in {own} {new}; do tmp=$(mktemp); echo ours > "$tmp"; put_file "$tmp" "$path" 0644 "$(id -un)"; done
+make_dir {machine}/made 0750 "$(id -un)"
+claim_data {data}
+claim_data {machine}/fresh
+keep_service
+mkdir -p {machine}/fresh && touch {machine}/fresh/x {data}/image && chmod 0710 {data}
+# a second run keeps the first original
+tmp=$(mktemp); echo again > "$tmp"; put_file "$tmp" {own} 0644 "$(id -un)"
+""")
+    assert own.read_text() == "again\n" and new.read_text() == "ours\n"
+    lib_run(tmp_path, "give_back")
+    assert own.read_text() == "the machine's own\n"  # the original back
+    assert not (machine / "etc" / "new.d").exists()  # the file, and the directory its placement made
+    assert not (machine / "made").exists() and not (machine / "fresh").exists()
+    assert data.is_dir() and list(data.iterdir()) == [] and oct(data.stat().st_mode & 0o777) == "0o711"
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["created", "originals", "placed"]
+    assert list((tmp_path / "state" / "placed").iterdir()) == []  # nothing left to give back
+    # The service was disabled before: nothing turns it on again.
+    assert "enable" not in (tmp_path / "calls").read_text().split()

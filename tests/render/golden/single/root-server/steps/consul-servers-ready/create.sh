@@ -24,7 +24,7 @@ wait_for() {
   done
   echo "$what: ready"
 }
-HC_STATE=/var/lib/hashicluster
+HC_STATE=${HC_STATE:-/var/lib/hashicluster}  # another only in the scripts' own tests
 product=${product:-}  # whose records the functions below keep: a script that keeps any sets it
 keep_original() {
   local records=$HC_STATE/placed/$product parent missing=""
