@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import sys
@@ -56,17 +57,94 @@ class Outcome:
 
 
 class Progress:
-    """Thread-safe one-line-per-event progress on a stream."""
+    """Thread-safe progress on a stream: one line per event, and while a tool builds or
+    downloads, what it is doing (`tick`): on a terminal one line rewritten in place, elsewhere
+    (CI, a log) a plain line now and then."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._lock = threading.Lock()
+        self.terminal = stream.isatty()
+        self._ticking = False  # a tick line is on the terminal, not ended
+
+    @staticmethod
+    def _prefix(pin: ToolPin) -> str:
+        arch = "" if pin.arch == DEFAULT_ARCH else f" {pin.platform}"
+        return f"[{pin.name} {pin.version}{arch}]"
 
     def say(self, pin: ToolPin, message: str) -> None:
         """Print ``[tool version] message`` (``[tool version linux_arm64]`` for another arch)."""
-        arch = "" if pin.arch == DEFAULT_ARCH else f" {pin.platform}"
+        self.note(f"{self._prefix(pin)} {message}")
+
+    def note(self, line: str) -> None:
+        """Print LINE as an event of its own."""
         with self._lock:
-            print(f"[{pin.name} {pin.version}{arch}] {message}", file=self._stream, flush=True)
+            clear = "\r\033[K" if self._ticking else ""
+            self._ticking = False
+            print(f"{clear}{line}", file=self._stream, flush=True)
+
+    def tick(self, pin: ToolPin, message: str) -> None:
+        """Show what PIN's install is doing now."""
+        line = f"{self._prefix(pin)} {message}"
+        if not self.terminal:
+            self.note(line)
+            return
+        with self._lock:
+            width = shutil.get_terminal_size().columns - 1
+            self._stream.write(f"\r\033[K{line[:width]}")
+            self._stream.flush()
+            self._ticking = True
+
+
+# How often a running install says what it does: every second on a terminal, else every 30 s.
+TICK_TERMINAL, TICK_PLAIN = 1.0, 30.0
+
+
+def _last_line(path: Path, limit: int = 8192) -> str:
+    """The last non-empty line of the file at PATH (its last LIMIT bytes read)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - limit))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
+
+
+def _downloaded(downloads: Path) -> int:
+    """Bytes in the partial downloads (``*.part``) under DOWNLOADS."""
+    return sum(p.stat().st_size for p in downloads.glob("*.part") if p.is_file())
+
+
+def activity(source: str, log_path: Path, downloads: Path) -> str:
+    """What an install is doing: a build, the last line of its log (`go build -v` lists each
+    package as it compiles it; `go mod download`, each module); a download, the bytes so far."""
+    if source == "build":
+        line = _last_line(log_path)
+        return line if not line.startswith(("#", "$")) else "starting go"
+    return f"{_downloaded(downloads) / 2**20:.1f} MiB downloaded"
+
+
+@contextmanager
+def heartbeat(progress: Progress, pin: ToolPin, source: str, log_path: Path,
+              downloads: Path) -> Iterator[None]:
+    """While the body runs, tick PROGRESS with the elapsed time and the install's activity."""
+    stop = threading.Event()
+    start = time.monotonic()
+    interval = TICK_TERMINAL if progress.terminal else TICK_PLAIN
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            elapsed = format_seconds(time.monotonic() - start)
+            progress.tick(pin, f"{elapsed}: {activity(source, log_path, downloads)}")
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{pin.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def format_seconds(seconds: float) -> str:
@@ -183,15 +261,60 @@ def ensure_tool(layout: Layout, pins: Pins, pin: ToolPin, source: str, progress:
             verb = "building" if source == "build" else "downloading"
             progress.say(pin, f"{verb} (log: {log_path})")
             installer = _build_installer(pins) if source == "build" else _release_installer(layout)
-            _install(layout, pin, source, installer, log_path)
+            with heartbeat(progress, pin, source, log_path, layout.downloads):
+                _install(layout, pin, source, installer, log_path)
     except ToolchainError as exc:
         elapsed = time.monotonic() - start
         progress.say(pin, f"FAILED after {format_seconds(elapsed)}: {exc}")
         return Outcome(pin.name, pin.version, "failed", elapsed, str(exc), pin.arch)
     elapsed = time.monotonic() - start
+    if source == "build":
+        record_build_seconds(layout, pin, elapsed)
     action = "built" if source == "build" else "downloaded"
     progress.say(pin, f"{action} in {format_seconds(elapsed)}")
     return Outcome(pin.name, pin.version, action, elapsed, arch=pin.arch)
+
+
+# What a first build of every tool took on this project's 2-core test host with Go's module
+# cache empty (most of it downloading and compiling modules once): the estimate before builds
+# this cache has no record of.
+FIRST_BUILD_MINUTES = 15
+_times_lock = threading.Lock()
+
+
+def _times_file(layout: Layout) -> Path:
+    return layout.root / "build-times.json"
+
+
+def recorded_build_seconds(layout: Layout) -> dict[str, float]:
+    """How long each tool's last build from source took here (``tool@version@arch`` keys)."""
+    try:
+        data = json.loads(_times_file(layout).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def record_build_seconds(layout: Layout, pin: ToolPin, seconds: float) -> None:
+    with _times_lock:
+        times = recorded_build_seconds(layout)
+        times[f"{pin.name}@{pin.version}@{pin.arch}"] = round(seconds, 1)
+        path = _times_file(layout)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+
+
+def build_estimate(layout: Layout, pins: Sequence[ToolPin]) -> str:
+    """What building PINS is likely to take: the sum of their last builds here, or, for a tool
+    never built here, the first-build figure of this project's test host."""
+    times = recorded_build_seconds(layout)
+    known = [times.get(f"{p.name}@{p.version}@{p.arch}") for p in pins]
+    if all(t is not None for t in known):
+        return f"about {format_seconds(sum(t or 0.0 for t in known))}, as their last builds here"
+    return (f"up to about {FIRST_BUILD_MINUTES} minutes for all of them on 2 cores the first time "
+            "(Go downloads and compiles their modules once; later builds take a minute or two)")
 
 
 def _build_installer(pins: Pins) -> Installer:
@@ -255,6 +378,11 @@ def ensure(
     tool pinned for ``arch`` when none are named) for ``arch``."""
     selected = select_pins(pins, tools, arch)
     progress = Progress(stream or sys.stderr)
+    if source == "build":
+        to_build = [pin for pin in selected if check_cached(layout, pin) is not None]
+        if to_build:
+            progress.note(f"toolchain: {len(to_build)} to build from source "
+                          f"({', '.join(p.spec for p in to_build)}): {build_estimate(layout, to_build)}")
     if jobs <= 1:
         return [ensure_tool(layout, pins, pin, source, progress) for pin in selected]
     with ThreadPoolExecutor(max_workers=jobs) as pool:

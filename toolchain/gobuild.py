@@ -293,7 +293,8 @@ def build_tool(ctx: GoContext, stage: Path) -> tuple[list[str], dict[str, Any]]:
     (stage / "modules.txt").write_text(modules, encoding="utf-8")
     installed: list[str] = []
     for binary in pin.build.binaries:
-        args = ["build", "-trimpath", "-ldflags", ldflags_for(pin, binary.ldflags, date)]
+        # -v: each package's name in the log as it is compiled (the progress shows the latest).
+        args = ["build", "-v", "-trimpath", "-ldflags", ldflags_for(pin, binary.ldflags, date)]
         if pin.build.tags:
             args += ["-tags", ",".join(pin.build.tags)]
         args += ["-o", str(bin_dir / binary.name), binary.package]
