@@ -34,7 +34,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from bench import critpath, eventlog, facts, report
+from bench import critpath, eventlog, facts, report, timeline
 from bench.report import Figure, PathReport, Report
 from bench.workspace import NETWORK, ROOT, STACK, BenchError, Done, Workspace, run_command
 
@@ -150,6 +150,7 @@ class Bench:
         self.m = Measured({key: Figure(key, label, unit) for key, label, unit in FIGURES})
         self.addresses: Addresses | None = None
         self.whole = False  # a whole, healthy cluster runs: its destroy time counts
+        self.last_export: dict[str, Any] = {}  # the stack's export, as the last path report read it
 
     @property
     def runs(self) -> range:
@@ -160,7 +161,8 @@ class Bench:
 
     def export(self) -> dict[str, critpath.Node]:
         done, _ = self.ws.pulumi("stack export", "stack", "export", timeout=120)
-        return critpath.graph(json.loads(done.stdout))
+        self.last_export = json.loads(done.stdout)
+        return critpath.graph(self.last_export)
 
     def path_report(self, title: str, done: Done, events: eventlog.EventLog | None) -> PathReport:
         if events is None:
@@ -192,7 +194,8 @@ class Bench:
             self.m.add("cold_ratio", path.ratio)
             self.m.detail("cold_up", {"wall_s": round(done.wall, 3), "fib_after_s": answer["elapsed_s"],
                                       "critical_path": report.path_json(path),
-                                      "steps": events.durations() if events else []})
+                                      "steps": events.durations() if events else [],
+                                      "machines": timeline.machines_of(self.last_export)})
 
     def destroy(self, record: bool) -> None:
         """`pulumi destroy`; RECORD its time (not when it removes half a cluster)."""
@@ -431,6 +434,19 @@ def build_report(bench: Bench, host: dict[str, str], finished: str) -> Report:
                   paths=paths, notes=[n for n in notes if n], details=bench.m.details)
 
 
+def cold_up_timeline(result: Report, out: Path) -> Path | None:
+    """The first cold up's steps as a picture (bench/timeline.py) at OUT; None without one."""
+    runs = result.details.get("cold_up") or []
+    if not runs or not runs[0].get("steps"):
+        return None
+    first = runs[0]
+    critical = [step["name"] for step in first["critical_path"]["steps"]]
+    bars = timeline.rows(first["steps"], first.get("machines", {}), critical)
+    timeline.write_svg(bars, f"cold pulumi up: {first['wall_s']:.1f} s wall, critical path "
+                             f"{first['critical_path']['critical_path_s']:.1f} s", out)
+    return out
+
+
 def main(settings: Settings, json_out: Path | None, markdown_out: Path | None,
          stream: TextIO = sys.stdout) -> int:
     """Run the benchmark, print the table, write the files asked for. Exit status: 0, 1 when
@@ -469,8 +485,11 @@ def main(settings: Settings, json_out: Path | None, markdown_out: Path | None,
             json_out.write_text(json.dumps(report.to_json(result), indent=2) + "\n")
             log(f"written: {json_out}")
         if markdown_out is not None:
-            markdown_out.write_text(report.markdown(result))
-            log(f"written: {markdown_out}")
+            picture = cold_up_timeline(result, markdown_out.with_name(f"{markdown_out.stem}-cold-up.svg"))
+            markdown_out.write_text(report.markdown(result)
+                                    + (f"\n![The first cold pulumi up, step by step]({picture.name})\n"
+                                       if picture else ""))
+            log(f"written: {markdown_out}" + (f" and {picture}" if picture else ""))
         if status == 0 and not settings.keep_workdir:
             shutil.rmtree(ws.base, ignore_errors=True)
         else:
