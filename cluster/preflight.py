@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster import sshcmd
-from cluster.config import BACKEND_PORT, ClusterSpec, SshHost, SshLogin
+from cluster.config import ARCHITECTURES, BACKEND_PORT, ClusterSpec, SshHost, SshLogin
 from cluster.topology import REGISTRY_PORT, Node, Role
 
 PROBE = Path(__file__).resolve().parent.parent / "templates" / "probe" / "preflight.py"
@@ -32,7 +32,6 @@ CLOCK_SKEW = 5.0  # seconds a machine's clock may be off (TLS certificates, Raft
 MIN_FREE_MIB = 1024  # binaries, agents' data, images
 # What `uname -m` says -> the architecture the binaries are pinned for.
 MACHINES = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-ARCHITECTURES = ("amd64", "arm64")
 # The processes of the cluster's own services: a port one of them holds on a machine the
 # program installed is not in the way.
 OURS = frozenset({"consul", "nomad", "nginx", "dnsmasq", "docker-registry", "cadvisor", "consul-template"})
