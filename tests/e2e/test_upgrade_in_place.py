@@ -45,6 +45,15 @@ FROM_UPDATED_STEPS = {"stdin"}
 # Inputs that this upgrade changes on purpose, beyond scripts and triggers: fib's job runs a
 # new build of its image (the recipe of its base image changed: templates/images/).
 NEW_INPUTS: dict[str, set[str]] = {"job-fib": {"variables"}}
+# Every upload lands in a new place: /var/lib/hashicluster/uploads, which a login that is not
+# root may write to (existing machines over SSH).
+UPLOAD_INPUTS = {"remotePath"}
+
+
+def allowed(name: str) -> set[str]:
+    """The inputs this upgrade may change on resource NAME besides its scripts."""
+    return NEW_INPUTS.get(name, set()) | (UPLOAD_INPUTS if name.endswith("-upload") else set())
+
 # The steps this upgrade adds: none (the clients' Nomad steps change: raw_exec off).
 NEW_STEPS: set[str] = set()
 
@@ -88,7 +97,7 @@ def test_the_preview_of_an_upgrade_updates_only_changed_scripts(upgraded: tuple[
     created = {step["urn"].rsplit("::", 1)[-1] for step in preview["steps"] if step["op"] == "create"}
     assert created == NEW_STEPS, created
     inputs = {name: set(keys) for name, keys in summary.keys.items()}
-    assert all(keys <= SCRIPT_INPUTS | FROM_UPDATED_STEPS | NEW_INPUTS.get(name, set())
+    assert all(keys <= SCRIPT_INPUTS | FROM_UPDATED_STEPS | allowed(name)
                for name, keys in inputs.items()), inputs
     assert any(keys & SCRIPT_INPUTS for keys in inputs.values()), inputs
 
@@ -122,7 +131,7 @@ def test_pulumi_up_upgrades_the_cluster_with_no_failed_request(upgraded: tuple[P
     assert result.failed == 0, result
     assert result.during > 0, result
     changed = changed_inputs(before, inputs_by_resource(head))
-    beyond = {name: sorted(set(keys) - SCRIPT_INPUTS - NEW_INPUTS.get(name, set()))
+    beyond = {name: sorted(set(keys) - SCRIPT_INPUTS - allowed(name))
               for name, keys in changed.items()}
     assert changed and not any(beyond.values()), {n: k for n, k in beyond.items() if k}
     head.pulumi("preview", "--expect-no-changes")
