@@ -65,6 +65,7 @@ def clean_all(paths: Paths, purge: bool = False) -> None:
         cgroups.remove(path)
     cgroups.remove_empty_parents()
     mounts.unmount_tree(paths.state)
+    netns.host_link_down()
     for ns in netns.lab_namespaces():
         netns.delete_netns(ns)
     _unmount_nspawn_tmpfs(paths)

@@ -161,6 +161,10 @@ def parser() -> argparse.ArgumentParser:
                    help="whose forward it is (a stack's name): --stop stops only its own")
     f.add_argument("--json", action="store_true", help="--list as a JSON list of records")
 
+    ln = verbs.add_parser("link", help="the host's own link to the lab switch: `up` routes the lab "
+                          "network from the host (browsers, curl), `down` removes it, `status` shows it")
+    ln.add_argument("action", choices=("up", "down", "status"))
+
     c = verbs.add_parser("clean-all", help="remove every trace of the lab (keeps the base and "
                          "the SSH key)")
     c.add_argument("--purge", action="store_true",
@@ -283,6 +287,19 @@ def _cmd_forwarder(paths: Paths, args: argparse.Namespace) -> int:
     return forward.serve(paths, args.local_port, args.target, args.owner)
 
 
+def _cmd_link(paths: Paths, args: argparse.Namespace) -> int:
+    deps.require_root()
+    if args.action == "up":
+        print(f"the host routes {netns.host_link_up()}")
+    elif args.action == "down":
+        print("the host's link to the lab removed" if netns.host_link_down() else "no link to remove")
+    else:
+        route = netns.host_link_route()
+        print(f"the host routes {route}" if route else "no link: the lab is reachable from `python3 -m lab "
+              "exec` and the loopback forwards only")
+    return 0
+
+
 def _cmd_clean_all(paths: Paths, args: argparse.Namespace) -> int:
     clean.clean_all(paths, purge=args.purge)
     return 0
@@ -295,7 +312,7 @@ def _cmd_deps(paths: Paths, args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[Paths, argparse.Namespace], int]] = {
     "deps": _cmd_deps, "base": _cmd_base, "up": _cmd_up, "down": _cmd_down, "stop": _cmd_stop,
     "status": _cmd_status, "host": _cmd_host, "exec": _cmd_exec, "ssh": _cmd_ssh, "forward": _cmd_forward,
-    "_forwarder": _cmd_forwarder, "clean-all": _cmd_clean_all,
+    "_forwarder": _cmd_forwarder, "clean-all": _cmd_clean_all, "link": _cmd_link,
 }
 
 

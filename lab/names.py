@@ -11,6 +11,10 @@ from lab.errors import LabError
 LAB_NETWORK = ipaddress.IPv4Network("10.210.0.0/16")
 SWITCH_SUBNET = ipaddress.IPv4Network("10.210.0.0/24")  # reserved for the switch itself
 BRIDGE_ADDRESS = ipaddress.IPv4Address("10.210.0.1")
+# The host's own link to the switch (`lab link up`): its address there, and the two ends.
+HOST_LINK_ADDRESS = ipaddress.IPv4Address("10.210.0.254")
+HOST_LINK = "hcl-host"  # in the host's namespace
+HOST_LINK_PEER = "hcl-host-sw"  # on the bridge, in the switch's namespace
 SWITCH_NETNS = "hcl-lab"
 BRIDGE = "br-lab"
 NETNS_PREFIX = "hcl-"

@@ -14,6 +14,9 @@ from lab.errors import LabError
 from lab.names import (
     BRIDGE,
     BRIDGE_ADDRESS,
+    HOST_LINK,
+    HOST_LINK_ADDRESS,
+    HOST_LINK_PEER,
     LAB_NETWORK,
     MACHINE_IFACE,
     NETNS_PREFIX,
@@ -119,6 +122,49 @@ def ensure_switch() -> None:
     if cidr not in have:
         _ip("-n", SWITCH_NETNS, "addr", "add", cidr, "dev", BRIDGE)
     _ip("-n", SWITCH_NETNS, "link", "set", BRIDGE, "up")
+
+
+def _host_link_exists() -> bool:
+    return bool(json.loads(_ip("-j", "link", "show", "dev", HOST_LINK, check=False) or "[]"))
+
+
+def host_link_up() -> str:
+    """The host's own link to the lab switch: a veth pair, HOST_LINK in the host's namespace
+    with HOST_LINK_ADDRESS, its peer on the bridge. The kernel routes the lab network through
+    it (the link's own prefix route); nothing else of the host's network changes. Idempotent;
+    the switch must exist. Returns the route the host now has."""
+    if not exists(SWITCH_NETNS):
+        raise LabError("the lab switch does not exist yet", "start a machine first: python3 -m lab up NAME")
+    cidr = f"{HOST_LINK_ADDRESS}/{LAB_NETWORK.prefixlen}"
+    if not _host_link_exists():
+        taken = json.loads(_ip("-j", "route", "show", str(LAB_NETWORK)) or "[]")
+        if taken:
+            raise LabError(f"this host already routes {LAB_NETWORK} ({taken[0].get('dev', '?')}): the lab "
+                           "network would collide with it", "remove that route, or keep to the loopback "
+                           "forwards (python3 -m lab forward)")
+        _ip("link", "add", HOST_LINK, "type", "veth", "peer", "name", HOST_LINK_PEER, "netns", SWITCH_NETNS)
+    _ip("-n", SWITCH_NETNS, "link", "set", HOST_LINK_PEER, "master", BRIDGE, "up")
+    info = json.loads(_ip("-j", "addr", "show", "dev", HOST_LINK) or "[]")
+    have = {f"{a['local']}/{a['prefixlen']}" for i in info for a in i.get("addr_info", [])}
+    if cidr not in have:
+        _ip("addr", "add", cidr, "dev", HOST_LINK)
+    _ip("link", "set", HOST_LINK, "up")
+    return f"{LAB_NETWORK} dev {HOST_LINK}"
+
+
+def host_link_down() -> bool:
+    """Remove the host's link to the switch (its peer and route go with it); False if there
+    was none."""
+    if not _host_link_exists():
+        return False
+    _ip("link", "del", HOST_LINK)
+    return True
+
+
+def host_link_route() -> str | None:
+    """The host's route to the lab network through its link, or None."""
+    routes = json.loads(_ip("-j", "route", "show", str(LAB_NETWORK), "dev", HOST_LINK, check=False) or "[]")
+    return f"{LAB_NETWORK} dev {HOST_LINK}" if routes else None
 
 
 def machine_mac(address: ipaddress.IPv4Address) -> str:

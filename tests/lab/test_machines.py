@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -211,3 +212,31 @@ def test_down_leaves_nothing_and_is_idempotent(lab: Lab) -> None:
     assert lab.leftovers(["lt-delta"]) == {"netns": [], "mounts": [], "processes": [],
                                            "cgroups": [], "machine dirs": []}
     lab.run("down", "lt-delta")
+
+
+def _route_through_link() -> list[dict[str, Any]]:
+    routes = subprocess.run(["ip", "-j", "route", "show", "10.210.0.0/16"], capture_output=True, text=True,
+                            check=True).stdout
+    return [r for r in json.loads(routes or "[]") if r.get("dev") == "hcl-host"]
+
+
+def _ssh_banner(address: str) -> bytes:
+    """The first bytes an sshd says, connecting from this process's network namespace."""
+    with socket.create_connection((address, 22), timeout=5) as conn:
+        return conn.recv(16)
+
+
+@pytest.mark.skipif(inside_lab_switch(), reason="runs in the host's network namespace, not the switch's")
+def test_the_hosts_link_reaches_the_lab_from_the_host_and_goes_away(lab: Lab, pair: dict[str, Any]) -> None:
+    had = bool(_route_through_link())  # `./run up` of a lab stack made it already
+    lab.run("link", "up")
+    lab.run("link", "up")  # idempotent
+    try:
+        assert len(_route_through_link()) == 1
+        assert "10.210.0.0/16 dev hcl-host" in lab.run("link", "status").stdout
+        assert _ssh_banner(MACHINES["lt-alpha"]).startswith(b"SSH-")  # no `lab exec`: straight from here
+    finally:
+        if not had:
+            lab.run("link", "down")
+    if not had:  # (no connection tried then: without the link it would leave for the host's gateway)
+        assert _route_through_link() == [] and "no link" in lab.run("link", "status").stdout
