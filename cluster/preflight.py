@@ -127,12 +127,7 @@ def judge(spec: ClusterSpec, node: Node, login: SshLogin, report: Mapping[str, A
             continue  # the cluster's own service, from an earlier `pulumi up`
         problem(f"port {port} ({listener['proto']}, for {needed[port]}) is taken by {process} on "
                 f"{listener['address']}", f"stop {process} or move it off port {port} on this machine")
-    return _unique(found)
-
-
-def _unique(problems: list[Problem]) -> list[Problem]:
-    seen: set[str] = set()
-    return [p for p in problems if not (str(p) in seen or seen.add(str(p)))]  # type: ignore[func-returns-value]
+    return list(dict.fromkeys(found))  # once each: a port may have several sockets alike
 
 
 def ssh_failure(node: str, login: SshLogin, via: SshLogin | None, returncode: int, stderr: str) -> Problem:

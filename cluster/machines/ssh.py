@@ -82,7 +82,6 @@ class SshMachine(pulumi.ComponentResource):
         if login.tofu:
             host_key = HostKey(f"{node.name}-host-key", preflight.describe(login), facts.host_key,
                                opts=pulumi.ResourceOptions(parent=self)).key
-        self.arch = facts.arch
         self.connection: pulumi.Output[remote.ConnectionArgs] = pulumi.Output.from_input(host_key).apply(
             lambda key: remote.ConnectionArgs(
                 host=login.address, port=login.port, user=login.user, private_key=_key(login, node.name),
