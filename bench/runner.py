@@ -180,7 +180,9 @@ class Bench:
             self.whole = False
             done, events = self.ws.pulumi("cold up", "up", "--yes", "--skip-preview", events=True)
             self.m.add("cold_up", done.wall)
-            self.addresses = self.addresses or self.read_addresses()
+            # Each cold up makes a new CA and new tokens: the addresses of this cluster, not
+            # the first one's (whose CA no longer signs anything).
+            self.addresses = self.read_addresses()
             answer = self.ws.in_lab("probe fib", "probe", self.addresses.fib, "--timeout", "60",
                                     "--contains", '"fib": 55')
             if not answer["ok"]:
