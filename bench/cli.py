@@ -39,6 +39,12 @@ a table: each figure is the median of --runs runs, with the smallest and largest
      switches to it, then the same load through the front balancer, and its requests/s and
      p50 against the one-tier figures of 5.
 
+With --clients 3,10,25 it measures instead what the cluster costs by its size (bench/scale.py):
+for each client count a cluster of its own, from nothing (cold up, no-op preview and up, one
+client added and removed, destroy, the peak memory of the controller and of the host), each
+figure measured once and given as its ratio to the first size's; --markdown OUT draws them
+beside OUT (OUT-scaling.svg).
+
 Everything is destroyed at the end, also after an error or Ctrl-C. Needs root.
 The entry point is `./run bench ARGS`: it provides the virtualenv, the toolchain and the
 lab's base image first (`./run setup`), then runs `python3 -m bench run ARGS`.
@@ -65,6 +71,15 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    from bench.scale import parse_sizes
+
+    try:
+        return parse_sizes(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python3 -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,6 +95,10 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds of load per target and run (default 10; 3 with --quick)")
     r.add_argument("--concurrency", type=_positive_int, default=8, metavar="N",
                    help="connections of the load generator (default %(default)s)")
+    r.add_argument("--clients", type=_sizes, metavar="N,N,...",
+                   help="instead: what the cluster costs by its size, one lab cluster per client count "
+                        "(e.g. 3,10,25): cold up, no-op preview and up, adding and removing a client, "
+                        "destroy, peak memory; each figure's ratio to the first size's")
     r.add_argument("--keep-workdir", action="store_true",
                    help="keep the project copy, the command logs and event logs (kept anyway on failure)")
 
@@ -121,6 +140,7 @@ def _run(args: argparse.Namespace) -> int:
         failover_settle=2.0 if quick else 3.0,
         quick=quick,
         keep_workdir=bool(args.keep_workdir),
+        clients=args.clients or (),
     )
     try:
         return runner.main(settings, args.json, args.markdown)

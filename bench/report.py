@@ -139,7 +139,7 @@ def text(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
-def _md_table(rows: Sequence[Sequence[str]], right: frozenset[int]) -> list[str]:
+def md_table(rows: Sequence[Sequence[str]], right: frozenset[int]) -> list[str]:
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
     rule = ["---:" if i in right else "---" for i in range(len(rows[0]))]
@@ -150,10 +150,10 @@ def markdown(report: Report) -> str:
     """The same report as Markdown (GitHub tables)."""
     out = ["# hashicluster bench", ""]
     out += [f"- **{k}**: {v}" for k, v in report.facts.items()]
-    out += ["", *_md_table(figure_rows(report.figures), frozenset({2, 3, 4, 5}))]
+    out += ["", *md_table(figure_rows(report.figures), frozenset({2, 3, 4, 5}))]
     for path in report.paths:
         out += ["", f"## {path.title}", "", _path_heading(path) + ".", ""]
-        out += _md_table(path_rows(path), frozenset({2, 3}))
+        out += md_table(path_rows(path), frozenset({2, 3}))
     if report.notes:
         out += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
     return "\n".join(out) + "\n"

@@ -34,7 +34,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from bench import critpath, eventlog, facts, report, timeline
+from bench import critpath, eventlog, facts, report, scale, timeline
 from bench.report import Figure, PathReport, Report
 from bench.workspace import NETWORK, ROOT, STACK, BenchError, Done, Workspace, run_command
 
@@ -59,11 +59,13 @@ class Settings:
     failover_settle: float = 3.0
     quick: bool = False
     keep_workdir: bool = False
+    clients: tuple[int, ...] = ()  # --clients: the scaling measurement (bench/scale.py) instead
 
     def as_dict(self) -> dict[str, Any]:
         return {"runs": self.runs, "quick": self.quick, "load_seconds": self.load_seconds,
                 "load_warmup_s": self.load_warmup, "concurrency": self.concurrency,
-                "failover_settle_s": self.failover_settle, "stack": STACK, "network": NETWORK}
+                "failover_settle_s": self.failover_settle, "stack": STACK, "network": NETWORK,
+                **({"clients": list(self.clients)} if self.clients else {})}
 
 
 # --- the measurements -------------------------------------------------------------------------
@@ -151,6 +153,7 @@ class Bench:
         self.addresses: Addresses | None = None
         self.whole = False  # a whole, healthy cluster runs: its destroy time counts
         self.last_export: dict[str, Any] = {}  # the stack's export, as the last path report read it
+        self.sizes: list[scale.Size] = []  # --clients: each size's figures
 
     @property
     def runs(self) -> range:
@@ -361,9 +364,27 @@ class Bench:
             if one and two and one.median:
                 self.m.add(ratio, two.median / one.median)
 
+    def probe_fib(self) -> None:
+        """Wait until fib answers fib(10) through this cluster's load balancer."""
+        self.addresses = self.read_addresses()
+        answer = self.ws.in_lab("probe fib", "probe", self.addresses.fib, "--timeout", "60",
+                                "--contains", '"fib": 55')
+        if not answer["ok"]:
+            raise BenchError(f"{self.addresses.fib} did not answer fib(10) within 60s; last answer: "
+                             f"{answer['status']} {answer['body'][:300]}")
+
+    def scale(self) -> bool:
+        """The scaling measurement (bench/scale.py): one cluster per size. True when every
+        size was measured whole."""
+        self.sizes = scale.measure(self.ws, self.settings.clients, self.probe_fib, log,
+                                   self.ws.remove_machines)
+        return all(size.figures.keys() >= {key for key, _, _ in scale.FIGURES} for size in self.sizes)
+
     def measure(self) -> bool:
         """Every measurement; a failed one is noted and the next one runs, unless it was the
         cold up (nothing to measure on then). True when all of them succeeded."""
+        if self.settings.clients:
+            return self.scale()
         self.cold()
         ok = True
         for section in (self.noop, self.load, self.change, self.failover, self.two_tier):
@@ -482,21 +503,40 @@ def main(settings: Settings, json_out: Path | None, markdown_out: Path | None,
         finally:
             _cleanup_uninterruptible(lambda: cleanup(bench))
         result = build_report(bench, host, time.strftime("%Y-%m-%d %H:%M:%S %Z"))
-        stream.write(report.text(result))
-        if json_out is not None:
-            json_out.write_text(json.dumps(report.to_json(result), indent=2) + "\n")
-            log(f"written: {json_out}")
-        if markdown_out is not None:
-            picture = cold_up_timeline(result, markdown_out.with_name(f"{markdown_out.stem}-cold-up.svg"))
-            markdown_out.write_text(report.markdown(result)
-                                    + (f"\n![The first cold pulumi up, step by step]({picture.name})\n"
-                                       if picture else ""))
-            log(f"written: {markdown_out}" + (f" and {picture}" if picture else ""))
+        write_results(result, bench.sizes, stream, json_out, markdown_out)
         if status == 0 and not settings.keep_workdir:
             shutil.rmtree(ws.base, ignore_errors=True)
         else:
             log(f"kept the work directory for a look: {ws.base}")
     return status
+
+
+def write_results(result: Report, sizes: list[scale.Size], stream: TextIO, json_out: Path | None,
+                  markdown_out: Path | None) -> None:
+    """The table on STREAM; JSON and Markdown (with its pictures beside it) when asked for.
+    With sizes (--clients) the scaling table stands in for the figures nobody measured."""
+    figures = result if not sizes else Report(facts=result.facts, settings=result.settings, figures=[],
+                                              notes=result.notes)
+    stream.write(report.text(figures) + (scale.text(sizes) if sizes else ""))
+    if json_out is not None:
+        doc = report.to_json(result)
+        if sizes:
+            doc["scaling"] = scale.to_json(sizes)
+        json_out.write_text(json.dumps(doc, indent=2) + "\n")
+        log(f"written: {json_out}")
+    if markdown_out is not None:
+        pictures = []
+        if sizes:
+            scale.write_svg(sizes, markdown_out.with_name(f"{markdown_out.stem}-scaling.svg"))
+            pictures.append(markdown_out.with_name(f"{markdown_out.stem}-scaling.svg"))
+            body = report.markdown(figures) + scale.markdown(sizes, pictures[0].name)
+        else:
+            picture = cold_up_timeline(result, markdown_out.with_name(f"{markdown_out.stem}-cold-up.svg"))
+            pictures += [picture] if picture else []
+            body = report.markdown(result) + (f"\n![The first cold pulumi up, step by step]({picture.name})\n"
+                                              if picture else "")
+        markdown_out.write_text(body)
+        log(f"written: {markdown_out}" + "".join(f" and {p}" for p in pictures))
 
 
 def _cleanup_uninterruptible(action: Callable[[], None]) -> None:

@@ -17,11 +17,11 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import eventlog
+from bench import eventlog, memory
 from lab import worktree
 from lab.errors import LabError
 from toolchain.api import installed
@@ -92,6 +92,7 @@ class Done:
     returncode: int
     stdout: str
     stderr: str
+    memory: memory.Peaks = field(default_factory=memory.Peaks)  # the peaks while it ran
 
 
 def run_command(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float,
@@ -103,8 +104,10 @@ def run_command(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float,
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     out, err, ended = "", "", "interrupted"
+    watch = memory.Watch(proc.pid)
     try:
-        out, err = proc.communicate(timeout=timeout)
+        with watch:
+            out, err = proc.communicate(timeout=timeout)
         ended = f"exit {proc.returncode}"
     except subprocess.TimeoutExpired:
         out, err = _stop(proc, signal.SIGINT, 30)
@@ -118,7 +121,7 @@ def run_command(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float,
         if log_file is not None:
             log_file.write_text(f"$ {' '.join(cmd)}\n# cwd {cwd}\n# {ended} after {wall:.2f}s\n"
                                 f"--- stdout\n{out}\n--- stderr\n{err}\n")
-    return Done(wall, proc.returncode, out, err)
+    return Done(wall, proc.returncode, out, err, watch.peaks)
 
 
 def _stop(proc: subprocess.Popen[str], sig: signal.Signals, grace: float) -> tuple[str, str]:
