@@ -2,7 +2,7 @@
 
     run       the benchmark (`./run bench` is the entry point: it provides the virtualenv,
               the toolchain and the lab's base image first)
-    load      an HTTP load generator        } run inside the lab network by `run`:
+    wrk       HTTP load with wrk            } run inside the lab network by `run`:
     probe     wait until a URL answers 200  } python3 -m lab exec -- python3 -m bench VERB ...
     failover  stop one fib allocation and   }
               watch the load balancer       }
@@ -31,8 +31,10 @@ a table: each figure is the median of --runs runs, with the smallest and largest
   3. no-op `pulumi up` (plain and `--refresh`, the drift check) and `pulumi preview`;
   4. a one-client change (`pulumi config set --path
      hashicluster:clientSettings.client2.meta.bench VALUE`): preview, then up;
-  5. requests/s and p50/p99 latency of fib through the load balancer and straight to one
-     instance (from Consul's catalog);
+  5. requests/s and p50/p99 latency of fib with wrk (inside the lab network, the same threads
+     and connections for each target): through the load balancer, straight to all fib
+     instances at once (from Consul's catalog; wrk's threads spread over them) and to each;
+     the LB's overhead as the requests/s it loses against all instances straight;
   6. failover: one fib allocation stopped, the load balancer watched until it no longer
      answers from it and no request fails;
   7. two-tier load balancing (`hashicluster:loadBalancing two-tier`): the `pulumi up` that
@@ -102,11 +104,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--keep-workdir", action="store_true",
                    help="keep the project copy, the command logs and event logs (kept anyway on failure)")
 
-    load = verbs.add_parser("load", help="HTTP load for a while; JSON on stdout (inside the lab network)")
-    load.add_argument("url")
-    load.add_argument("--seconds", type=_seconds, default=10.0)
-    load.add_argument("--concurrency", type=_positive_int, default=8)
-    load.add_argument("--warmup", type=_seconds, default=1.0)
+    w = verbs.add_parser("wrk", help="HTTP load with wrk; JSON on stdout (inside the lab network)")
+    w.add_argument("url")
+    w.add_argument("--seconds", type=_seconds, default=10.0)
+    w.add_argument("--threads", type=_positive_int, default=3)
+    w.add_argument("--connections", type=_positive_int, default=9)
+    w.add_argument("--spread", default="", metavar="HOST:PORT,...",
+                   help="addresses the threads go to in turn (instead of the URL's host)")
 
     probe = verbs.add_parser("probe", help="wait until URL answers 200; JSON on stdout "
                                            "(inside the lab network)")
@@ -152,10 +156,11 @@ def _run(args: argparse.Namespace) -> int:
         return 130
 
 
-def _load(args: argparse.Namespace) -> int:
-    from bench import loadgen
+def _wrk(args: argparse.Namespace) -> int:
+    from bench import wrk
 
-    result = loadgen.run(args.url, args.seconds, args.concurrency, args.warmup)
+    spread = [target for target in args.spread.split(",") if target]
+    result = wrk.run(args.url, args.seconds, args.threads, args.connections, spread)
     print(json.dumps(result.as_dict()))
     return 0
 
@@ -179,7 +184,7 @@ def _failover(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    verbs = {"run": _run, "load": _load, "probe": _probe, "failover": _failover}
+    verbs = {"run": _run, "wrk": _wrk, "probe": _probe, "failover": _failover}
     try:
         return verbs[args.verb](args)
     except ValueError as err:  # LoadError, EventLogError ...: a bad input, named

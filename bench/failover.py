@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import probe
-from bench.loadgen import Target
+from bench.target import Target
 
 
 class FailoverError(RuntimeError):

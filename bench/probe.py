@@ -11,7 +11,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from bench.loadgen import Target
+from bench.target import Target
 
 # Straight to the address: never through a proxy of the environment (http_proxy ...).
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

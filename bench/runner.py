@@ -10,7 +10,8 @@ Pulumi runs inside the lab network (`python3 -m lab exec -- pulumi ...`). In ord
 2. no-op `pulumi up` (plain, then with `--refresh` as `./run up` runs it), no-op `pulumi preview`;
 3. a one-client change: `pulumi config set --path hashicluster:clientSettings.client2.meta.bench
    VALUE` (a new value each run), then `pulumi preview` and `pulumi up`;
-4. load through the load balancer and straight to one fib instance (from Consul's catalog);
+4. load with wrk through the load balancer, straight to all fib instances at once and to each
+   (from Consul's catalog);
 5. failover: one fib allocation stopped, the load balancer watched (bench/failover.py).
 
 Everything is destroyed at the end, also after an error or Ctrl-C: `pulumi destroy`, then
@@ -34,7 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from bench import critpath, eventlog, facts, report, scale, timeline
+from bench import critpath, eventlog, facts, report, scale, timeline, wrk
 from bench.report import Figure, PathReport, Report
 from bench.workspace import NETWORK, ROOT, STACK, BenchError, Done, Workspace, run_command
 
@@ -117,16 +118,18 @@ FIGURES = [
     ("change_up", "one-client change: pulumi up", "s"),
     ("change_critical", "one-client change: critical path", "s"),
     ("change_ratio", "one-client change: wall / critical path", "x"),
-    ("lb_rps", "fib through the LB: requests/s", "req/s"),
+    ("lb_rps", "fib through the LB: requests/s (wrk)", "req/s"),
     ("lb_p50", "fib through the LB: p50 latency", "ms"),
     ("lb_p99", "fib through the LB: p99 latency", "ms"),
-    ("direct_rps", "fib straight to one instance: requests/s", "req/s"),
-    ("direct_p50", "fib straight to one instance: p50 latency", "ms"),
-    ("direct_p99", "fib straight to one instance: p99 latency", "ms"),
     ("lb_errors", "fib through the LB: failed requests", "%"),
-    ("direct_errors", "fib straight to one instance: failed requests", "%"),
-    ("lb_direct_rps", "requests/s ratio LB / direct", "x"),
-    ("lb_direct_p50", "p50 latency ratio LB / direct", "x"),
+    ("all_rps", "fib straight to all instances at once: requests/s", "req/s"),
+    ("all_p50", "fib straight to all instances at once: p50 latency", "ms"),
+    ("all_p99", "fib straight to all instances at once: p99 latency", "ms"),
+    ("all_errors", "fib straight to all instances at once: failed requests", "%"),
+    ("one_rps", "fib straight to one instance: requests/s (mean of the instances)", "req/s"),
+    ("one_p99", "fib straight to one instance: p99 latency (mean of the instances)", "ms"),
+    ("lb_overhead", "LB overhead: requests/s lost against all instances straight", "%"),
+    ("lb_all_p99", "p99 latency ratio LB / all instances straight", "x"),
     ("failover_victim", "failover: stopped instance's last answer after the stop", "s"),
     ("failover_errors", "failover: failed requests through the LB", "count"),
     ("failover_last_error", "failover: last failed request after the stop", "s"),
@@ -276,8 +279,8 @@ class Bench:
                 "critical_path": report.path_json(path),
                 "changed_steps": [d for d in (events.durations() if events else []) if d["op"] != "same"]})
 
-    def direct_instance(self, addresses: Addresses) -> str:
-        """One passing fib instance's URL, from Consul's catalog (health endpoint: passing only)."""
+    def fib_instances(self, addresses: Addresses) -> list[str]:
+        """Every passing fib instance's host:port, from Consul's catalog (passing only)."""
         answer = self.ws.in_lab("consul catalog", "probe",
                                 f"{addresses.consul}/v1/health/service/fib?passing=1", "--timeout", "30",
                                 ca_cert=addresses.ca_cert, env=addresses.tokens)
@@ -285,42 +288,54 @@ class Bench:
         if not entries:
             raise BenchError(f"Consul at {addresses.consul} lists no passing fib instance: "
                              f"{answer['status']} {answer['body'][:300]}")
-        service = sorted(entries, key=lambda e: e["Service"]["ID"])[0]["Service"]
-        return f"http://{service['Address']}:{service['Port']}/fib/10"
+        return sorted(f"{e['Service']['Address']}:{e['Service']['Port']}" for e in entries)
 
-    def run_load(self, key: str, label: str, url: str, run: int) -> dict[str, Any]:
-        """One load run against URL from inside the lab network; its figures go under KEY
-        (KEY_rps, KEY_p50, KEY_p99, KEY_errors), failed requests into the notes."""
+    def run_wrk(self, key: str, label: str, url: str, run: int, threads: int,
+                spread: list[str] | None = None) -> dict[str, Any]:
+        """One wrk run against URL (or SPREAD over instances) from inside the lab network; with
+        a KEY its figures go under KEY_rps, KEY_p50, KEY_p99, KEY_errors, failed requests into
+        the notes."""
         s = self.settings
-        self.step(f"load {label}: {url}, {s.load_seconds:g}s x {s.concurrency} connections", run)
-        r: dict[str, Any] = self.ws.in_lab(
-            f"load {label}", "load", url, "--seconds", str(s.load_seconds), "--concurrency",
-            str(s.concurrency), "--warmup", str(s.load_warmup), timeout=s.load_seconds + s.load_warmup + 120)
-        self.m.add(f"{key}_rps", r["rps"])
-        self.m.add(f"{key}_p50", r["p50_ms"])
-        self.m.add(f"{key}_p99", r["p99_ms"])
-        sent = r["served"] + r["errors"]
-        self.m.add(f"{key}_errors", 100.0 * r["errors"] / sent if sent else None)
-        if r["errors"]:
-            self.m.notes.append(f"load {label}, run {run + 1}: {r['errors']} of {sent} requests "
-                                f"failed: {r['error_kinds']}")
+        connections = wrk.connections_for(s.concurrency, threads)
+        where = f"{url} spread over {', '.join(spread)}" if spread else url
+        self.step(f"wrk {label}: {where}, {s.load_seconds:g}s, {threads} threads x {connections // threads} "
+                  "connections", run)
+        args = ["wrk", url, "--seconds", str(s.load_seconds), "--threads", str(threads),
+                "--connections", str(connections), *(["--spread", ",".join(spread)] if spread else [])]
+        r: dict[str, Any] = self.ws.in_lab(f"wrk {label}", *args, timeout=s.load_seconds + 120)
+        if key:
+            self.m.add(f"{key}_rps", r["rps"])
+            self.m.add(f"{key}_p50", r["p50_ms"])
+            self.m.add(f"{key}_p99", r["p99_ms"])
+            sent = r["requests"] + r["failed"]
+            self.m.add(f"{key}_errors", 100.0 * r["failed"] / sent if sent else None)
+        if r["failed"]:
+            self.m.notes.append(f"wrk {label}, run {run + 1}: {r['failed']} requests failed: {r['errors']}")
         return r
 
     def load(self) -> None:
+        """wrk through the LB, straight to all fib instances at once (its threads spread over
+        them) and to each instance, with the same threads and connections, in turns that
+        alternate their order between runs (so drift in the host's load evens out)."""
         assert self.addresses is not None
-        direct = self.direct_instance(self.addresses)
+        instances = self.fib_instances(self.addresses)
+        threads = len(instances)
         for run in self.runs:
-            results: dict[str, Any] = {}
-            # Alternate which target goes first, so that drift in the host's load evens out.
-            order = [("lb", self.addresses.fib), ("direct", direct)]
-            for name, url in order if run % 2 == 0 else order[::-1]:
-                results[name] = self.run_load(name, name, url, run)
+            targets: list[tuple[str, str, str, list[str] | None]] = [
+                ("lb", "LB", self.addresses.fib, None),
+                ("all", "all instances", f"http://{instances[0]}/fib/10", instances),
+                *(("", f"instance {i}", f"http://{i}/fib/10", None) for i in instances)]
+            results = {label: self.run_wrk(key, label, url, run, threads, spread)
+                       for key, label, url, spread in (targets if run % 2 == 0 else targets[::-1])}
             self.m.detail("load", results)
-            lb, dr = results["lb"], results["direct"]
-            if dr["rps"]:
-                self.m.add("lb_direct_rps", lb["rps"] / dr["rps"])
-            if lb["p50_ms"] and dr["p50_ms"]:
-                self.m.add("lb_direct_p50", lb["p50_ms"] / dr["p50_ms"])
+            ones = [results[f"instance {i}"] for i in instances]
+            self.m.add("one_rps", sum(r["rps"] for r in ones) / len(ones))
+            self.m.add("one_p99", sum(r["p99_ms"] for r in ones) / len(ones))
+            lb, everyone = results["LB"], results["all instances"]
+            if everyone["rps"]:
+                self.m.add("lb_overhead", 100.0 * (1 - lb["rps"] / everyone["rps"]))
+            if everyone["p99_ms"]:
+                self.m.add("lb_all_p99", lb["p99_ms"] / everyone["p99_ms"])
 
     def failover(self) -> None:
         assert self.addresses is not None
@@ -356,8 +371,9 @@ class Bench:
         if not answer["ok"]:
             raise BenchError(f"fib does not answer through the two-tier LB: {answer['status']} "
                              f"{answer['body'][:200]}")
+        threads = len(self.fib_instances(self.addresses))
         for run in self.runs:
-            self.m.detail("two_tier", self.run_load("lb2", "two-tier", self.addresses.fib, run))
+            self.m.detail("two_tier", self.run_wrk("lb2", "two-tier", self.addresses.fib, run, threads))
         for ratio, one_tier, two_tier in (("lb2_lb_rps", "lb_rps", "lb2_rps"),
                                           ("lb2_lb_p50", "lb_p50", "lb2_p50")):
             one, two = self.m.figures[one_tier].summary(), self.m.figures[two_tier].summary()

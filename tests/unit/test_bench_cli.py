@@ -67,7 +67,7 @@ def test_settings_from_the_command_line(monkeypatch: pytest.MonkeyPatch, argv: l
 
 
 @pytest.mark.parametrize("argv", [["run", "--runs", "0"], ["run", "--load-seconds", "-1"],
-                                  ["load", "http://10.210.4.20/", "--concurrency", "x"]])
+                                  ["wrk", "http://10.210.4.20/", "--connections", "x"]])
 def test_bad_command_lines_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
@@ -77,7 +77,7 @@ def test_bad_command_lines_exit_2(argv: list[str]) -> None:
 def test_traffic_outside_the_lab_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["probe", "http://192.0.2.1/", "--timeout", "0"]) == 1
     assert "neither a lab address" in capsys.readouterr().err
-    assert cli.main(["load", "http://192.0.2.1/", "--seconds", "1"]) == 1
+    assert cli.main(["wrk", "http://192.0.2.1/", "--seconds", "1"]) == 1
 
 
 def test_the_tail_notes_complete_lines_only(tmp_path: Path) -> None:
