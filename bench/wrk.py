@@ -1,6 +1,6 @@
 """HTTP load with wrk (Debian's `wrk`, a C load generator): a fixed number of threads and
 keep-alive connections sending GETs back to back for a fixed time, run inside the lab network
-(`python3 -m lab exec -- python3 -m bench wrk URL ...`). wrk's own script (bench/wrk/report.lua)
+(`python3 -m lab exec -- python3 -m bench wrk URL ...`). wrk's own script (bench/wrk_report.lua)
 writes what it counted as one line of JSON, read here; with a spread, each wrk thread goes to
 one of the given addresses in turn (several instances loaded at once, spread evenly).
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.target import LoadError, Target
 
-SCRIPT = Path(__file__).with_name("wrk") / "report.lua"
+SCRIPT = Path(__file__).with_name("wrk_report.lua")
 REQUEST_TIMEOUT = "5s"
 
 
