@@ -45,6 +45,7 @@ class Sample:
     status: int
     instance: str | None
     error: str = ""  # for a failure without an answer: the exception's name
+    retried: bool = False  # sent again on a new connection: the kept-alive one was closed on it
 
     @property
     def failed(self) -> bool:
@@ -62,11 +63,12 @@ class Analysis:
     replacement_first: float | None  # None: no new instance answered in time
     slowest_ms: float | None  # the slowest request sent after the stop
     error_kinds: dict[str, int]  # "HTTP 502": 1, "ConnectionResetError": 2
+    retried: int = 0  # requests sent again on a new connection (see Poller)
 
     def as_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "victim_last_s": self.victim_last, "errors": self.errors,
                 "last_error_s": self.last_error, "replacement_first_s": self.replacement_first,
-                "slowest_ms": self.slowest_ms, "error_kinds": self.error_kinds}
+                "slowest_ms": self.slowest_ms, "error_kinds": self.error_kinds, "retried": self.retried}
 
 
 def analyse(samples: Sequence[Sample], stopped_at: float, victim: str,
@@ -82,7 +84,7 @@ def analyse(samples: Sequence[Sample], stopped_at: float, victim: str,
                     errors=len(errors), last_error=max(errors, default=0.0),
                     replacement_first=min(new) if new else None,
                     slowest_ms=max(sent_after) if sent_after else None,
-                    error_kinds=dict(sorted(kinds.items())))
+                    error_kinds=dict(sorted(kinds.items())), retried=sum(s.retried for s in after))
 
 
 def instance_of(body: bytes) -> str | None:
@@ -96,7 +98,16 @@ def instance_of(body: bytes) -> str | None:
 
 @dataclass
 class Poller:
-    """Sends GETs to the load balancer back to back from a thread, keeping every sample."""
+    """Sends GETs to the load balancer back to back from a thread on one kept-alive connection,
+    keeping every sample.
+
+    Like every HTTP client (browsers, curl, Go's and urllib3's; RFC 9112, 9.3.1), it sends a
+    GET again, once, on a new connection when the kept-alive one was closed under it before
+    any answer came: nginx closes its idle kept-alive connections when it reloads (each time
+    consul-template writes a new list of instances), and a request that crossed that close on
+    the wire never reached a server. Such a request counts as `retried`, not failed; a failure
+    on a new connection, or any answer but 200, counts as failed.
+    """
 
     target: Target
     samples: list[Sample] = field(default_factory=list)
@@ -112,23 +123,40 @@ class Poller:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.target.host, self.target.port, timeout=3)
+
+    def _get(self, conn: http.client.HTTPConnection) -> tuple[int, bytes, bool]:
+        """One GET on CONN: status, body, and whether the server closes the connection."""
+        conn.request("GET", self.target.path)
+        resp = conn.getresponse()
+        return resp.status, resp.read(), bool(resp.will_close)
+
     def _loop(self) -> None:
         conn: http.client.HTTPConnection | None = None
+        reused = False  # CONN has carried an answer before
         while not self._stop.is_set():
             sent = time.monotonic()
+            retried = False
             try:
                 if conn is None:
-                    conn = http.client.HTTPConnection(self.target.host, self.target.port, timeout=3)
-                conn.request("GET", self.target.path)
-                resp = conn.getresponse()
-                body = resp.read()
-                instance = instance_of(body) if resp.status == 200 else None
-                self.samples.append(Sample(sent, time.monotonic(), resp.status, instance))
-                if resp.will_close:
+                    conn, reused = self._connect(), False
+                try:
+                    status, body, closes = self._get(conn)
+                except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+                    if not reused:
+                        raise
+                    conn.close()  # closed under the request: once more, on a new connection
+                    conn, retried = self._connect(), True
+                    status, body, closes = self._get(conn)
+                instance = instance_of(body) if status == 200 else None
+                self.samples.append(Sample(sent, time.monotonic(), status, instance, retried=retried))
+                reused = True
+                if closes:
                     conn.close()
                     conn = None
             except (OSError, http.client.HTTPException) as err:
-                self.samples.append(Sample(sent, time.monotonic(), 0, None, type(err).__name__))
+                self.samples.append(Sample(sent, time.monotonic(), 0, None, type(err).__name__, retried))
                 if conn is not None:
                     conn.close()
                 conn = None

@@ -132,6 +132,7 @@ FIGURES = [
     ("lb_all_p99", "p99 latency ratio LB / all instances straight", "x"),
     ("failover_victim", "failover: stopped instance's last answer after the stop", "s"),
     ("failover_errors", "failover: failed requests through the LB", "count"),
+    ("failover_retried", "failover: requests sent again (the LB closed a kept-alive connection)", "count"),
     ("failover_last_error", "failover: last failed request after the stop", "s"),
     ("failover_slowest", "failover: slowest request after the stop", "ms"),
     ("failover_replacement", "failover: replacement first answers after the stop", "s"),
@@ -348,6 +349,7 @@ class Bench:
             self.m.detail("failover", result)
             self.m.add("failover_victim", result["victim_last_s"])
             self.m.add("failover_errors", result["errors"])
+            self.m.add("failover_retried", result["retried"])
             self.m.add("failover_last_error", result["last_error_s"])
             self.m.add("failover_slowest", result["slowest_ms"])
             if result["errors"]:
