@@ -40,8 +40,9 @@ from bench.report import Figure, PathReport, Report
 from bench.workspace import NETWORK, ROOT, STACK, BenchError, Done, Workspace, run_command
 
 CHANGE_KEY = "hashicluster:clientSettings.client2.meta.bench"
-# The one-client change: client2's Nomad step stages it, client2's roll step restarts Nomad.
-CHANGED_STEPS = ["client2-nomad", "client2-roll"]
+# The one-client change: client2's Nomad step stages it, its roll step restarts Nomad, its rejoin
+# step waits until the client runs again.
+CHANGED_STEPS = ["client2-nomad", "client2-rejoin", "client2-roll"]
 LOCK = Path(os.environ.get("HASHICLUSTER_LAB_RUNTIME", "/run/hashicluster/lab")).parent / "bench.lock"
 
 

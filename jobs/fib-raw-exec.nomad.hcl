@@ -20,7 +20,7 @@ job "fib" {
   update {
     max_parallel      = 1
     health_check      = "checks"
-    min_healthy_time  = "2s"
+    min_healthy_time  = "1s"
     healthy_deadline  = "60s"
     progress_deadline = "90s"
     auto_revert       = true
@@ -44,7 +44,7 @@ job "fib" {
         name     = "fib-health"
         type     = "http"
         path     = "/health"
-        interval = "2s"
+        interval = "1s"
         timeout  = "1s"
       }
     }

@@ -20,10 +20,13 @@ job "fib" {
   datacenters = ["*"]
   type        = "service"
 
+  # An instance counts as healthy once its check has passed for a second (each check runs
+  # every second): a deployment, and with it `pulumi up`, moves on that much sooner. A real
+  # service would wait longer for its own warm-up.
   update {
     max_parallel      = 1
     health_check      = "checks"
-    min_healthy_time  = "2s"
+    min_healthy_time  = "1s"
     healthy_deadline  = "120s"
     progress_deadline = "180s"
     auto_revert       = true
@@ -50,7 +53,7 @@ job "fib" {
         name     = "fib-health"
         type     = "http"
         path     = "/health"
-        interval = "2s"
+        interval = "1s"
         timeout  = "1s"
       }
     }

@@ -146,6 +146,9 @@ class MachinePlan:
     secrets: Secrets
     state: AgentState
     identity: pulumi.Resource | None = None  # the machine's identity step (it makes the uploads' dir)
+    # Values only one product's files read, by product: a client's Nomad reads the machines'
+    # Nomad token (made by nomad-acl), so its Nomad step waits for that and its others do not.
+    product_secrets: Mapping[str, Secrets] = dataclasses.field(default_factory=dict)
 
     def step(self, agent: install.Agent, after: Sequence[pulumi.Resource]) -> remote.Command:
         """Install the agent (create), converge it (update: Consul and Nomad only staged for the
@@ -164,7 +167,8 @@ class MachinePlan:
         stdin = None
         if agent.secrets:
             node = machine.node
-            stdin = pulumi.Output.all(**self.secrets).apply(
+            values = {**self.secrets, **self.product_secrets.get(agent.product, {})}
+            stdin = pulumi.Output.all(**values).apply(
                 lambda values: install.secrets_bundle(render.secret_files(spec, agent.product, node, values)))
             triggers.append(stdin.apply(lambda b: hashlib.sha256(b.encode()).hexdigest()))
         return remote.Command(
@@ -375,13 +379,12 @@ class Agents:
     images_after: list[pulumi.Resource] = field(default_factory=list)
 
 
-def _client_secrets(node: Node, secrets: Mapping[str, Secrets], tier: ServerTier) -> Secrets:
-    """The secret values of a machine's files. A client's include the machines' Nomad token
-    (from nomad-acl): every step of a client takes them, so each comes after nomad-acl."""
-    own = secrets.get(node.name, {})
+def _nomad_token(node: Node, tier: ServerTier) -> Mapping[str, Secrets]:
+    """What a client's Nomad files read besides the machine's own values: the machines' Nomad
+    token (from nomad-acl; with ACLs only)."""
     if node.role is Role.CLIENT and tier.nomad_machine_token is not None:
-        return {**own, "nomad_machine_token": tier.nomad_machine_token}
-    return own
+        return {"nomad": {"nomad_machine_token": tier.nomad_machine_token}}
+    return {}
 
 
 def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pulumi.Resource],
@@ -394,13 +397,14 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
     others = [m for m in machines if m.node.role is not Role.SERVER]
     server_nodes = [m.node for m in servers]
 
-    def plan(machine: Machine, values: Secrets) -> MachinePlan:
-        return MachinePlan(machine, spec, server_nodes, uploads, values,
-                           agent_state(spec, machine, server_nodes), identity.get(machine.node.name))
+    def plan(machine: Machine, product_secrets: Mapping[str, Secrets] | None = None) -> MachinePlan:
+        return MachinePlan(machine, spec, server_nodes, uploads, secrets.get(machine.node.name, {}),
+                           agent_state(spec, machine, server_nodes), identity.get(machine.node.name),
+                           product_secrets or {})
 
-    server_plans = {m.node.name: plan(m, secrets.get(m.node.name, {})) for m in servers}
+    server_plans = {m.node.name: plan(m) for m in servers}
     tier = server_tier(spec, servers, [m.node for m in machines], identity, server_plans, secrets)
-    other_plans = {m.node.name: plan(m, _client_secrets(m.node, secrets, tier)) for m in others}
+    other_plans = {m.node.name: plan(m, _nomad_token(m.node, tier)) for m in others}
     installed = [(m, client_tier(other_plans[m.node.name], identity[m.node.name], tier.consul_ready,
                                  tier.nomad_ready))
                  for m in others]

@@ -43,8 +43,9 @@ SCRIPT_INPUTS = {"create", "update", "delete", "triggers"}
 # that they kept their values.
 FROM_UPDATED_STEPS = {"stdin"}
 # Inputs that this upgrade changes on purpose, beyond scripts and triggers: fib's job runs a
-# new build of its image (the recipe of its base image changed: templates/images/).
-NEW_INPUTS: dict[str, set[str]] = {"job-fib": {"variables"}}
+# new build of its image (the recipe of its base image changed: templates/images/), and its
+# health check runs every second, healthy after a second (jobs/fib.nomad.hcl).
+NEW_INPUTS: dict[str, set[str]] = {"job-fib": {"variables", "hcl"}}
 # Every upload lands in a new place: /var/lib/hashicluster/uploads, which a login that is not
 # root may write to (existing machines over SSH).
 UPLOAD_INPUTS = {"remotePath"}

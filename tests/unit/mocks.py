@@ -113,6 +113,18 @@ class Graph:
     def depends_on(self, name: str, other: str) -> bool:
         return self.get(other).urn in self.get(name).dependencies
 
+    def waits_for(self, name: str, other: str) -> bool:
+        """NAME depends on OTHER directly or through other resources (the engine's order)."""
+        target, seen, todo = self.get(other).urn, set(), list(self.get(name).dependencies)
+        while todo:
+            urn = todo.pop()
+            if urn == target:
+                return True
+            if urn not in seen and urn in self.by_urn:
+                seen.add(urn)
+                todo += self.by_urn[urn].dependencies
+        return False
+
     def inputs(self, name: str) -> dict[str, Any]:
         return self.mocks.inputs[name]
 

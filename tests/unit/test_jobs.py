@@ -309,7 +309,7 @@ def test_fib_jobs_as_nomad_reads_them(path: Path) -> None:
         ("fib", "consul", "http", ["lb"])
     check = service["Checks"][0]
     assert (check["Type"], check["Path"], check["Interval"], check["Timeout"]) == \
-        ("http", "/health", 2_000_000_000, 1_000_000_000)
+        ("http", "/health", 1_000_000_000, 1_000_000_000)
     task = group["Tasks"][0]
     assert (task["Resources"]["CPU"], task["Resources"]["MemoryMB"]) == (50, 64)
     if path == FIB_RAW_HCL:

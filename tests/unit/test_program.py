@@ -157,6 +157,10 @@ def test_install_order_servers_then_gates_then_clients(key_file: Path) -> None:
         assert not graph.depends_on(f"{client}-consul", "nomad-servers-ready")
     for client in ("client1", "client2", "client3"):
         assert graph.depends_on(f"{client}-nomad", "nomad-acl")
+        # Docker and cAdvisor need no server: they install while the servers do.
+        for product in ("docker", "cadvisor"):
+            assert graph.waits_for(f"{client}-{product}", f"{client}-identity")
+            assert not graph.waits_for(f"{client}-{product}", "root-server-consul")
         assert graph.depends_on(f"{client}-nomad", f"{client}-consul")
         assert graph.depends_on("cluster-ready", f"{client}-nomad")
     assert graph.parent_name("cluster-ready") == "root-server"
