@@ -95,6 +95,18 @@ def graph(export: Mapping[str, Any]) -> dict[str, Node]:
     return nodes
 
 
+def reverse(nodes: Mapping[str, Node]) -> dict[str, Node]:
+    """The graph of a destroy: a resource is deleted after everything that depends on it (its
+    dependents, its children, the resources its provider serves)."""
+    dependents: dict[str, list[str]] = {urn: [] for urn in nodes}
+    for node in nodes.values():
+        for dep in node.deps:
+            if dep in dependents:
+                dependents[dep].append(node.urn)
+    return {urn: Node(urn=urn, custom=node.custom, deps=tuple(dependents[urn]))
+            for urn, node in nodes.items()}
+
+
 def _weight(node: Node, step: Step | None) -> float:
     if not node.custom or step is None or step.duration is None:
         return 0.0

@@ -145,6 +145,7 @@ FIGURES = [
     ("lb2_lb_rps", "requests/s ratio two-tier / one-tier", "x"),
     ("lb2_lb_p50", "p50 latency ratio two-tier / one-tier", "x"),
     ("destroy", "pulumi destroy", "s"),
+    ("destroy_critical", "pulumi destroy: critical path", "s"),
 ]
 
 
@@ -208,12 +209,23 @@ class Bench:
                                       "machines": timeline.machines_of(self.last_export)})
 
     def destroy(self, record: bool) -> None:
-        """`pulumi destroy`; RECORD its time (not when it removes half a cluster)."""
+        """`pulumi destroy`; RECORD its time and critical path (not when it removes half a
+        cluster): the deletes wait for their dependents' (critpath.reverse)."""
         self.whole = False
-        done, _ = self.ws.pulumi("destroy", "destroy", "--yes", "--skip-preview", timeout=900)
+        before = self.export() if record else {}
+        done, events = self.ws.pulumi("destroy", "destroy", "--yes", "--skip-preview", timeout=900,
+                                      events=True)
         if record:
             self.m.add("destroy", done.wall)
-            self.m.detail("destroy", {"wall_s": round(done.wall, 3)})
+            detail: dict[str, Any] = {"wall_s": round(done.wall, 3)}
+            if events is not None:
+                path = critpath.critical_path(critpath.reverse(before), events)
+                report_ = PathReport(title=f"destroy, run {len(self.m.figures['destroy'].values)}",
+                                     wall=done.wall, span=events.span, path=path)
+                self.m.paths.setdefault("destroy", []).append(report_)
+                self.m.add("destroy_critical", path.total)
+                detail["critical_path"] = report.path_json(report_)
+            self.m.detail("destroy", detail)
         left = self.ws.remove_machines()
         if left:
             self.m.notes.append(f"pulumi destroy left lab machines behind, removed with lab down: {left}")
@@ -463,7 +475,7 @@ def cleanup(bench: Bench) -> None:
 
 
 def build_report(bench: Bench, host: dict[str, str], finished: str) -> Report:
-    paths = [p for p in (median_run(bench.m.paths.get(k, [])) for k in ("cold", "change")) if p]
+    paths = [p for p in (median_run(bench.m.paths.get(k, [])) for k in ("cold", "change", "destroy")) if p]
     for path in paths:
         path.title += " (the median run)" if bench.settings.runs > 1 else ""
     host = {**host, "load average at end": facts.load_average(), "finished": finished}

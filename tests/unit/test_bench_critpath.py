@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.critpath import ExportError, Node, critical_path, graph, provider_urn
+from bench.critpath import ExportError, Node, critical_path, graph, provider_urn, reverse
 from bench.eventlog import EventLog, Step, parse_lines
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bench"
@@ -131,3 +131,15 @@ def test_bad_exports_are_named() -> None:
 
 def test_an_empty_graph_has_an_empty_path() -> None:
     assert critical_path({}, EventLog()).steps == ()
+
+
+def test_a_destroy_deletes_the_dependents_first() -> None:
+    """The graph made for an up (d needs b and c, which need a), with the times of a destroy:
+    d goes first, a last; the heaviest chain of deletes runs through b."""
+    nodes, log = synthetic({"d": (0, 1), "b": (1, 5), "c": (1, 3), "a": (6, 7)},
+                           {"b": ["a"], "c": ["a"], "d": ["b", "c"]})
+    reversed_ = reverse(nodes)
+    assert set(reversed_["u::a"].deps) == {"u::b", "u::c"} and reversed_["u::d"].deps == ()
+    path = critical_path(reversed_, log)
+    assert [s.name for s in path.steps] == ["d", "b", "a"]
+    assert path.total == 1 + 4 + 1
