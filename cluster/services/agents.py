@@ -344,25 +344,42 @@ class Rolls:
     rejoined: dict[str, remote.Command]
 
 
+def clients_at_once(clients: int) -> int:
+    """How many clients take their roll turn together: a fifth of them (at least one), so the
+    chain of turns grows by one turn per five clients, not per client."""
+    return max(1, clients // 5)
+
+
 def rolling_restarts(servers: list[Machine], tier: ServerTier, others: Sequence[tuple[Machine, MachineSteps]]
                      ) -> Rolls:
-    """The chain of roll steps, one machine at a time: the servers (with several, a pass that
-    skips the leader, then the leader's pass), then the load balancer and the clients (each
-    client's turn followed by its rejoin step), each turn after the one before."""
+    """The chain of roll steps: the servers one at a time (with several, a pass that skips the
+    leader, then the leader's pass), then the load balancer, then the clients in groups of
+    clients_at_once (each client's turn followed by its rejoin step), each turn or group after
+    the one before."""
     count = len(servers)
     passes = [("roll", count > 1), *([("roll-leader", False)] if count > 1 else [])]
     server_turns = [(f"{m.node.name}-{suffix}", m, [consul, nomad], defer_leader)
                     for suffix, defer_leader in passes
                     for m, consul, nomad in zip(servers, tier.consul, tier.nomad, strict=True)]
-    other_turns = [(f"{m.node.name}-roll", m, steps.staged, False) for m, steps in others]
     rolls: list[remote.Command] = []
+    previous: list[pulumi.Resource] = [tier.nomad_gate]  # what the next turn (or group) waits for
+    for name, machine, staged, defer_leader in server_turns:
+        rolls.append(_roll(name, machine, count, staged, previous, defer_leader))
+        previous = [rolls[-1]]
+    balancers = [(m, steps) for m, steps in others if m.node.role is not Role.CLIENT]
+    clients = [(m, steps) for m, steps in others if m.node.role is Role.CLIENT]
+    size = clients_at_once(len(clients))
+    groups = [[pair] for pair in balancers] + [clients[i:i + size] for i in range(0, len(clients), size)]
     rejoined: dict[str, remote.Command] = {}
-    for name, machine, staged, defer_leader in [*server_turns, *other_turns]:
-        after: list[pulumi.Resource] = [rolls[-1]] if rolls else [tier.nomad_gate]
-        rolls.append(_roll(name, machine, count, staged, after, defer_leader))
-        if machine.node.role is Role.CLIENT:
-            rejoined[machine.node.name] = _rejoin(machine, staged, rolls[-1])
-            rolls.append(rejoined[machine.node.name])
+    for group in groups:
+        ends: list[pulumi.Resource] = []
+        for machine, steps in group:
+            rolls.append(_roll(f"{machine.node.name}-roll", machine, count, steps.staged, previous))
+            if machine.node.role is Role.CLIENT:
+                rejoined[machine.node.name] = _rejoin(machine, steps.staged, rolls[-1])
+                rolls.append(rejoined[machine.node.name])
+            ends.append(rolls[-1])
+        previous = ends
     return Rolls(rolls[:len(server_turns)], rolls[len(server_turns):], rejoined)
 
 

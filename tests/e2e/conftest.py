@@ -68,6 +68,10 @@ class Project:
 
     def pulumi(self, *args: str, check: bool = True,
                timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+        # ./run's --parallel (it exports HASHICLUSTER_PARALLEL), before a test's own flags.
+        parallel = os.environ.get("HASHICLUSTER_PARALLEL")
+        if parallel and args and args[0] in ("up", "destroy", "preview", "refresh"):
+            args = (args[0], "--parallel", parallel, *args[1:])
         try:
             proc = self.exec("pulumi", *args, "--stack", self.stack, "--non-interactive", check=check,
                              timeout=timeout)

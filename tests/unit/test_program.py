@@ -252,6 +252,20 @@ def test_rolling_restarts_go_one_machine_at_a_time_servers_first(key_file: Path)
     assert graph.depends_on("cluster-ready", "client2-rejoin")
 
 
+def test_many_clients_take_their_roll_turns_a_fifth_at_a_time(key_file: Path) -> None:
+    graph = lab(key_file, dict(LAB_STACK, clients="10"))
+    groups = [["client1", "client2"], ["client3", "client4"], ["client5", "client6"],
+              ["client7", "client8"], ["client9", "client10"]]
+    for client in groups[0]:
+        assert graph.depends_on(f"{client}-roll", "frontend-lb-roll")
+    for earlier, later in itertools.pairwise(groups):
+        for client in later:
+            # After every client of the group before (back from its turn), none of its own group.
+            assert {c for c in earlier if graph.depends_on(f"{client}-roll", f"{c}-rejoin")} == set(earlier)
+            assert not any(graph.waits_for(f"{client}-roll", f"{c}-roll") for c in later if c != client)
+    assert all(graph.waits_for("cluster-ready", f"client{n}-rejoin") for n in range(1, 11))
+
+
 def test_removing_a_machine_takes_it_out_of_the_cluster_first(key_file: Path) -> None:
     graph = lab(key_file, dict(LAB_STACK, servers="3"))
     nomad = graph.inputs("client1-nomad")["delete"]
