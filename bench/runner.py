@@ -189,21 +189,14 @@ class Bench:
             self.whole = False
             done, events = self.ws.pulumi("cold up", "up", "--yes", "--skip-preview", events=True)
             self.m.add("cold_up", done.wall)
-            # Each cold up makes a new CA and new tokens: the addresses of this cluster, not
-            # the first one's (whose CA no longer signs anything).
-            self.addresses = self.read_addresses()
-            answer = self.ws.in_lab("probe fib", "probe", self.addresses.fib, "--timeout", "60",
-                                    "--contains", '"fib": 55')
-            if not answer["ok"]:
-                raise BenchError(f"after the cold up, {self.addresses.fib} did not answer fib(10) "
-                                 f"within 60s; last answer: {answer['status']} {answer['body'][:300]}")
-            self.m.add("cold_fib", done.wall + answer["elapsed_s"])
+            fib_after = self.probe_fib()
+            self.m.add("cold_fib", done.wall + fib_after)
             self.whole = True
             path = self.path_report(f"cold up, run {run + 1}", done, events)
             self.m.paths.setdefault("cold", []).append(path)
             self.m.add("cold_critical", path.total)
             self.m.add("cold_ratio", path.ratio)
-            self.m.detail("cold_up", {"wall_s": round(done.wall, 3), "fib_after_s": answer["elapsed_s"],
+            self.m.detail("cold_up", {"wall_s": round(done.wall, 3), "fib_after_s": fib_after,
                                       "critical_path": report.path_json(path),
                                       "steps": events.durations() if events else [],
                                       "machines": timeline.machines_of(self.last_export)})
@@ -395,14 +388,16 @@ class Bench:
             if one and two and one.median:
                 self.m.add(ratio, two.median / one.median)
 
-    def probe_fib(self) -> None:
-        """Wait until fib answers fib(10) through this cluster's load balancer."""
+    def probe_fib(self) -> float:
+        """Seconds until fib answers fib(10) through the load balancer of the cluster up now.
+        Each cold up makes a new CA and new tokens: its addresses are read anew."""
         self.addresses = self.read_addresses()
         answer = self.ws.in_lab("probe fib", "probe", self.addresses.fib, "--timeout", "60",
                                 "--contains", '"fib": 55')
         if not answer["ok"]:
             raise BenchError(f"{self.addresses.fib} did not answer fib(10) within 60s; last answer: "
                              f"{answer['status']} {answer['body'][:300]}")
+        return float(answer["elapsed_s"])
 
     def scale(self) -> bool:
         """The scaling measurement (bench/scale.py): one cluster per size. True when every

@@ -59,7 +59,7 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def measure_size(ws: Workspace, clients: int, probe_fib: Callable[[], None],
+def measure_size(ws: Workspace, clients: int, probe_fib: Callable[[], float],
                  log: Callable[[str], None]) -> Size:
     """One cluster of CLIENTS clients, from nothing and back to nothing (see the module's doc).
     PROBE_FIB waits until fib answers through the load balancer (raises BenchError if not)."""
@@ -144,6 +144,21 @@ def to_json(sizes: Sequence[Size]) -> list[dict[str, Any]]:
              "memory": s.memory, "notes": s.notes} for s in sizes]
 
 
+def _panel(ax: Any, sizes: Sequence[Size], keys: Sequence[str], unit: str, title: str) -> None:
+    """One line per figure of KEYS over the client counts."""
+    for key in keys:
+        points = [(s.clients, s.figures[key]) for s in sizes if key in s.figures]
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=LABELS[key])
+    ax.set_xlabel("clients")
+    ax.set_ylabel(unit)
+    ax.set_xticks([s.clients for s in sizes])
+    ax.set_ylim(bottom=0)
+    ax.grid(linewidth=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=10)
+
+
 def write_svg(sizes: Sequence[Size], out: Path) -> None:
     """The times by number of clients (one line each), and the peak memory beside them."""
     import matplotlib
@@ -151,37 +166,16 @@ def write_svg(sizes: Sequence[Size], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    counts = [s.clients for s in sizes]
     fig, (times, mem) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
-    for key in TIMES:
-        points = [(s.clients, s.figures[key]) for s in sizes if key in s.figures]
-        if points:
-            times.plot(*zip(*points, strict=True), marker="o", label=LABELS[key])
-    times.set_xlabel("clients")
-    times.set_ylabel("seconds")
-    times.set_xticks(counts)
-    times.set_ylim(bottom=0)
-    times.grid(linewidth=0.3)
-    times.legend(fontsize=7)
-    times.set_title("time by number of clients", fontsize=10)
-    for key in ("controller_mib", "host_mib"):
-        points = [(s.clients, s.figures[key]) for s in sizes if key in s.figures]
-        if points:
-            mem.plot(*zip(*points, strict=True), marker="o", label=LABELS[key])
-    mem.set_xlabel("clients")
-    mem.set_ylabel("MiB")
-    mem.set_xticks(counts)
-    mem.set_ylim(bottom=0)
-    mem.grid(linewidth=0.3)
-    mem.legend(fontsize=7)
-    mem.set_title("peak memory", fontsize=10)
+    _panel(times, sizes, TIMES, "seconds", "time by number of clients")
+    _panel(mem, sizes, ["controller_mib", "host_mib"], "MiB", "peak memory")
     fig.tight_layout()
     matplotlib.rcParams["svg.hashsalt"] = "hashicluster"
     fig.savefig(out, format="svg", metadata={"Date": None})
     plt.close(fig)
 
 
-def measure(ws: Workspace, sizes: Sequence[int], probe_fib: Callable[[], None],
+def measure(ws: Workspace, sizes: Sequence[int], probe_fib: Callable[[], float],
             log: Callable[[str], None], remove_machines: Callable[[], list[str]]) -> list[Size]:
     """Every size in turn; a size that fails is noted, its machines removed, and the next runs."""
     done = []
