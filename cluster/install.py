@@ -39,8 +39,9 @@ GATE_TIMEOUT = 180  # seconds a tier has to work
 
 
 def staged_path(pin: BinaryPin) -> str:
-    """Where an uploaded binary waits on the machine until it is verified and installed."""
-    return f"{UPLOADS}/{pin.product}-{pin.version}"
+    """Where an uploaded binary (gzip-packed: cluster/binaries.py) waits on the machine until it
+    is unpacked, verified and installed."""
+    return f"{UPLOADS}/{pin.product}-{pin.version}.gz"
 
 
 def manifest_path(product: str) -> str:

@@ -105,7 +105,12 @@ def test_machine_refuses_a_binary_with_the_wrong_sha256(project: Project,
     agent = install.Agent(product="nomad", pin=pin, files=[], user="root", data_dir="/opt/nomad")
     machine = f"{STACK}-client3"
     before = project.lab("ssh", machine, "sha256sum /usr/local/bin/nomad").stdout
+    # Uploads arrive packed with gzip: one that does not unpack is refused too.
     project.lab("ssh", machine, f"cp /bin/true {install.staged_path(pin)}")
+    proc = project.lab("ssh", machine, install.install_script(agent, spec), check=False)
+    assert proc.returncode != 0
+    assert "does not unpack (gzip -d); nothing installed" in proc.stderr
+    project.lab("ssh", machine, f"gzip -c /bin/true > {install.staged_path(pin)}")
     proc = project.lab("ssh", machine, install.install_script(agent, spec), check=False)
     assert proc.returncode != 0
     assert "nomad 9.9.9: sha256 of the uploaded binary is" in proc.stderr

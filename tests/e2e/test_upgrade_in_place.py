@@ -47,8 +47,8 @@ FROM_UPDATED_STEPS = {"stdin"}
 # health check runs every second, healthy after a second (jobs/fib.nomad.hcl).
 NEW_INPUTS: dict[str, set[str]] = {"job-fib": {"variables", "hcl"}}
 # Every upload lands in a new place: /var/lib/hashicluster/uploads, which a login that is not
-# root may write to (existing machines over SSH).
-UPLOAD_INPUTS = {"remotePath"}
+# root may write to (existing machines over SSH), and is the binary packed with gzip.
+UPLOAD_INPUTS = {"remotePath", "source"}
 
 
 def allowed(name: str) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -86,10 +87,18 @@ def test_defaults_keep_the_default_versions_and_know_the_extra_ones(pins: Pins, 
     assert release["consul"].sha256 == ""
 
 
-def test_uploads_use_the_default_versions(pins: Pins, layout: Layout) -> None:
+def unpacked(path: str) -> bytes:
+    return gzip.decompress(Path(path).read_bytes())
+
+
+def test_uploads_use_the_default_versions_packed(pins: Pins, layout: Layout) -> None:
     spec = load(pins, layout)
     paths = binaries.uploads(spec, pins=pins, layout=layout)
-    assert paths == {p: str(layout.bin_dir(p, v) / p) for p, v in VERSIONS.items()}
+    assert set(paths) == set(VERSIONS)
+    for product, version in VERSIONS.items():
+        binary = layout.bin_dir(product, version) / product
+        assert paths[product] == str(layout.cache / "uploads" / f"{sha256_file(binary)}.gz")
+        assert unpacked(paths[product]) == binary.read_bytes()
     release = dataclasses.replace(spec, install=dataclasses.replace(spec.install, source="release"))
     assert binaries.uploads(release, pins=pins, layout=layout) == {}
 
@@ -100,8 +109,17 @@ def test_pinning_only_an_extra_version_takes_its_installed_sha256(pins: Pins, la
     assert (spec.install.nomad.version, spec.install.nomad.sha256) == (OLD_NOMAD, sha)
     assert spec.install.consul.version == VERSIONS["consul"]
     paths = binaries.uploads(spec, pins=pins, layout=layout)
-    assert paths["nomad"] == str(layout.bin_dir("nomad", OLD_NOMAD) / "nomad")
-    assert paths["consul"] == str(layout.bin_dir("consul", VERSIONS["consul"]) / "consul")
+    assert unpacked(paths["nomad"]) == (layout.bin_dir("nomad", OLD_NOMAD) / "nomad").read_bytes()
+    assert unpacked(paths["consul"]) == (layout.bin_dir("consul", VERSIONS["consul"]) / "consul").read_bytes()
+
+
+def test_a_binary_is_packed_once(pins: Pins, layout: Layout) -> None:
+    spec = load(pins, layout)
+    first = Path(binaries.uploads(spec, pins=pins, layout=layout)["consul"])
+    made = first.stat().st_mtime_ns
+    assert binaries.uploads(spec, pins=pins, layout=layout)["consul"] == str(first)
+    assert first.stat().st_mtime_ns == made
+    assert [p.name for p in first.parent.iterdir() if p.name.startswith(".")] == []  # no leftovers
 
 
 def test_release_source_takes_an_extra_versions_pinned_sha256(pins: Pins, layout: Layout) -> None:

@@ -179,7 +179,7 @@ def test_steps_carry_the_hash_of_what_they_install(key_file: Path) -> None:
     server = graph.inputs("root-server-consul")["create"]
     assert "bootstrap_expect = 1" in server and 'retry_join     = ["10.210.1.10"]' in server
     assert graph.inputs("root-server-consul-upload")["remotePath"] == \
-        "/var/lib/hashicluster/uploads/consul-1.14.11"
+        "/var/lib/hashicluster/uploads/consul-1.14.11.gz"
     # The hash of what it installs, and the hash of its secret files (TLS key and certificates).
     # Between them, the machine's repair generation for nomad (an output of client1-state).
     digest, _generation, secrets = step["triggers"]

@@ -185,14 +185,15 @@ product=nomad
 changed=0
 mkdir -p /var/lib/hashicluster/staging
 if [ "$(sha256sum /usr/local/bin/nomad 2>/dev/null | cut -d" " -f1)" != cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ]; then
-  new=/var/lib/hashicluster/uploads/nomad-1.0.0
-  [ -f "$new" ] || fail "nomad 1.0.0: $new was not uploaded"
+  packed=/var/lib/hashicluster/uploads/nomad-1.0.0.gz new=/var/lib/hashicluster/uploads/nomad-1.0.0.gz.bin
+  [ -f "$packed" ] || fail "nomad 1.0.0: $packed was not uploaded"
+  gzip -dc "$packed" > "$new" || fail "nomad 1.0.0: the uploaded $packed does not unpack (gzip -d); nothing installed"
   got=$(sha256sum "$new" | cut -d" " -f1)
   [ "$got" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || fail "nomad 1.0.0: sha256 of the uploaded binary is $got, expected cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc; nothing installed"
   keep_original /usr/local/bin/nomad
   install -m 0755 "$new" /usr/local/bin/nomad.new && mv /usr/local/bin/nomad.new /usr/local/bin/nomad; changed=1
 fi
-rm -f /var/lib/hashicluster/uploads/nomad-1.0.0
+rm -f /var/lib/hashicluster/uploads/nomad-1.0.0.gz /var/lib/hashicluster/uploads/nomad-1.0.0.gz.bin
 make_dir /opt/nomad 0750 root
 make_dir /etc/nomad.d 0750 root
 tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'

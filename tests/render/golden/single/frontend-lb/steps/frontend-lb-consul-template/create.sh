@@ -187,14 +187,15 @@ mkdir -p /var/lib/hashicluster/staging
 keep_original /etc/nginx/conf.d/services.conf
 keep_original /etc/nginx/locations.d
 if [ "$(sha256sum /usr/local/bin/consul-template 2>/dev/null | cut -d" " -f1)" != cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ]; then
-  new=/var/lib/hashicluster/uploads/consul-template-1.0.0
-  [ -f "$new" ] || fail "consul-template 1.0.0: $new was not uploaded"
+  packed=/var/lib/hashicluster/uploads/consul-template-1.0.0.gz new=/var/lib/hashicluster/uploads/consul-template-1.0.0.gz.bin
+  [ -f "$packed" ] || fail "consul-template 1.0.0: $packed was not uploaded"
+  gzip -dc "$packed" > "$new" || fail "consul-template 1.0.0: the uploaded $packed does not unpack (gzip -d); nothing installed"
   got=$(sha256sum "$new" | cut -d" " -f1)
   [ "$got" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || fail "consul-template 1.0.0: sha256 of the uploaded binary is $got, expected cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc; nothing installed"
   keep_original /usr/local/bin/consul-template
   install -m 0755 "$new" /usr/local/bin/consul-template.new && mv /usr/local/bin/consul-template.new /usr/local/bin/consul-template; changed=1
 fi
-rm -f /var/lib/hashicluster/uploads/consul-template-1.0.0
+rm -f /var/lib/hashicluster/uploads/consul-template-1.0.0.gz /var/lib/hashicluster/uploads/consul-template-1.0.0.gz.bin
 tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
 # consul-template on the load balancer frontend.lb.demo: nginx's routes from Consul.
 # Managed by hashicluster; edits are overwritten.

@@ -185,14 +185,15 @@ product=cadvisor
 changed=0
 mkdir -p /var/lib/hashicluster/staging
 if [ "$(sha256sum /usr/local/bin/cadvisor 2>/dev/null | cut -d" " -f1)" != cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ]; then
-  new=/var/lib/hashicluster/uploads/cadvisor-1.0.0
-  [ -f "$new" ] || fail "cadvisor 1.0.0: $new was not uploaded"
+  packed=/var/lib/hashicluster/uploads/cadvisor-1.0.0.gz new=/var/lib/hashicluster/uploads/cadvisor-1.0.0.gz.bin
+  [ -f "$packed" ] || fail "cadvisor 1.0.0: $packed was not uploaded"
+  gzip -dc "$packed" > "$new" || fail "cadvisor 1.0.0: the uploaded $packed does not unpack (gzip -d); nothing installed"
   got=$(sha256sum "$new" | cut -d" " -f1)
   [ "$got" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || fail "cadvisor 1.0.0: sha256 of the uploaded binary is $got, expected cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc; nothing installed"
   keep_original /usr/local/bin/cadvisor
   install -m 0755 "$new" /usr/local/bin/cadvisor.new && mv /usr/local/bin/cadvisor.new /usr/local/bin/cadvisor; changed=1
 fi
-rm -f /var/lib/hashicluster/uploads/cadvisor-1.0.0
+rm -f /var/lib/hashicluster/uploads/cadvisor-1.0.0.gz /var/lib/hashicluster/uploads/cadvisor-1.0.0.gz.bin
 tmp=$(mktemp) && cat > "$tmp" <<'HASHICLUSTER_EOF'
 # Managed by hashicluster; edits are overwritten.
 [Unit]

@@ -185,14 +185,15 @@ product=consul
 changed=0
 mkdir -p /var/lib/hashicluster/staging
 if [ "$(sha256sum /usr/local/bin/consul 2>/dev/null | cut -d" " -f1)" != cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ]; then
-  new=/var/lib/hashicluster/uploads/consul-1.0.0
-  [ -f "$new" ] || fail "consul 1.0.0: $new was not uploaded"
+  packed=/var/lib/hashicluster/uploads/consul-1.0.0.gz new=/var/lib/hashicluster/uploads/consul-1.0.0.gz.bin
+  [ -f "$packed" ] || fail "consul 1.0.0: $packed was not uploaded"
+  gzip -dc "$packed" > "$new" || fail "consul 1.0.0: the uploaded $packed does not unpack (gzip -d); nothing installed"
   got=$(sha256sum "$new" | cut -d" " -f1)
   [ "$got" = cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc ] || fail "consul 1.0.0: sha256 of the uploaded binary is $got, expected cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc; nothing installed"
   keep_original /usr/local/bin/consul
   install -m 0755 "$new" /usr/local/bin/consul.new && mv /usr/local/bin/consul.new /usr/local/bin/consul; changed=1
 fi
-rm -f /var/lib/hashicluster/uploads/consul-1.0.0
+rm -f /var/lib/hashicluster/uploads/consul-1.0.0.gz /var/lib/hashicluster/uploads/consul-1.0.0.gz.bin
 make_user consul /opt/consul
 make_dir /opt/consul 0750 consul
 make_dir /etc/consul.d 0750 consul
