@@ -35,8 +35,6 @@ STACK = "bench"
 NETWORK = "10.210.4.0/24"
 PASSPHRASE = "bench"
 POLL = 0.05  # seconds between two looks at a growing event log
-# The commands ./run gives its --parallel (HASHICLUSTER_PARALLEL): the bench measures the same.
-PARALLEL_COMMANDS = ("up", "destroy", "preview", "refresh")
 
 
 class BenchError(RuntimeError):
@@ -207,8 +205,7 @@ class Workspace:
         event_path = log_file.with_suffix(".events.jsonl")
         if events:
             extra = ["--event-log", str(event_path)]
-        if args and args[0] in PARALLEL_COMMANDS and os.environ.get("HASHICLUSTER_PARALLEL"):
-            extra += ["--parallel", os.environ["HASHICLUSTER_PARALLEL"]]  # as ./run passes it
+        extra += worktree.parallel_args(args)  # as ./run passes it
         cmd = [sys.executable, "-m", "lab", "exec", "--", "pulumi", *args, "--stack", STACK,
                "--non-interactive", *extra]
         if events:

@@ -3,8 +3,10 @@ review (review/run.py), the benchmark (bench/) and the end-to-end tests run Pulu
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from lab.errors import LabError
@@ -13,6 +15,14 @@ from lab.errors import LabError
 # the passphrase's salt there, so the tracked file stays as it is), and copies start from it.
 LAB_STACK_FILE = "stacks/lab.yaml"
 LAB_NETWORK_LINE = "network: 10.210.1.0/24"
+PARALLEL_COMMANDS = ("up", "destroy", "preview", "refresh")  # those ./run gives its --parallel
+
+
+def parallel_args(args: Sequence[str]) -> list[str]:
+    """`--parallel N` for the pulumi command ARGS when ./run would give it one (it exports
+    HASHICLUSTER_PARALLEL and passes it to up, destroy, preview and refresh), else nothing."""
+    parallel = os.environ.get("HASHICLUSTER_PARALLEL")
+    return ["--parallel", parallel] if parallel and args and args[0] in PARALLEL_COMMANDS else []
 
 
 def copy_working_tree(repo: Path, dest: Path) -> None:

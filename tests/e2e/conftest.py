@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from lab.worktree import lab_stack_config
+from lab.worktree import lab_stack_config, parallel_args
 from toolchain.api import installed
 from toolchain.errors import ToolchainError
 from toolchain.paths import Layout
@@ -68,10 +68,8 @@ class Project:
 
     def pulumi(self, *args: str, check: bool = True,
                timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-        # ./run's --parallel (it exports HASHICLUSTER_PARALLEL), before a test's own flags.
-        parallel = os.environ.get("HASHICLUSTER_PARALLEL")
-        if parallel and args and args[0] in ("up", "destroy", "preview", "refresh"):
-            args = (args[0], "--parallel", parallel, *args[1:])
+        # ./run's --parallel, before a test's own flags.
+        args = (*args[:1], *parallel_args(args), *args[1:])
         try:
             proc = self.exec("pulumi", *args, "--stack", self.stack, "--non-interactive", check=check,
                              timeout=timeout)

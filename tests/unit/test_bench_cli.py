@@ -99,3 +99,13 @@ def test_the_median_run_is_the_middle_one_by_wall_time() -> None:
     assert runner.median_run([]) is None
     assert runner.median_run([path(70), path(40), path(55)]) == path(55)
     assert runner.median_run([path(70), path(40)]) == path(40)
+
+
+def test_pulumi_gets_runs_parallelism_where_run_gives_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab.worktree import parallel_args
+
+    monkeypatch.setenv("HASHICLUSTER_PARALLEL", "32")
+    assert parallel_args(["up", "--yes"]) == parallel_args(["destroy"]) == ["--parallel", "32"]
+    assert parallel_args(["stack", "output"]) == parallel_args([]) == []
+    monkeypatch.delenv("HASHICLUSTER_PARALLEL")
+    assert parallel_args(["up"]) == []
