@@ -42,9 +42,13 @@ class JobImage:
     registry: str  # host:port
 
     @property
+    def tag(self) -> str:
+        return self.digest[:16]
+
+    @property
     def ref(self) -> str:
         """The image the job runs: its repository in the cluster's registry, tagged by digest."""
-        return f"{self.registry}/{self.job}:{self.digest[:16]}"
+        return f"{self.registry}/{self.job}:{self.tag}"
 
     @property
     def latest(self) -> str:

@@ -5,6 +5,7 @@ Kept thin: decisions live in config.py and topology.py; resources are made here.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,6 @@ from cluster.secrets import (
 )
 from cluster.services.agents import agents
 from cluster.services.identity import identity
-from cluster.services.images import image_step
 from cluster.topology import Node, Role, nodes, registry
 
 # Looks at existing machines before anything is made (cluster/preflight.py).
@@ -43,17 +43,33 @@ def stack_config() -> dict[str, str]:
             for k, v in every.items() if k.startswith(prefix)}
 
 
+class Teardown(pulumi.ComponentResource):
+    """Stands for the stack as a whole: it is deleted only when the whole stack is destroyed
+    (`pulumi destroy`), never by a change such as a client less. The steps on the program's own
+    machines are deleted with it (Pulumi's deletedWith): a destroy deletes those machines, so
+    making their agents leave, drain and uninstall one by one first would only cost time. A
+    client taken away by a change still leaves gracefully: its steps' removals run."""
+
+    def __init__(self, stack: str) -> None:
+        super().__init__("hashicluster:index:Teardown", stack)
+        self.register_outputs({})
+
+
 def make_machines(spec: cfg.ClusterSpec, check_network: bool = True,
                   facts: Mapping[str, checks.Facts] | None = None) -> list[Machine]:
     """One machine per node, made by the configured provider (existing machines: with the
-    FACTS their pre-flight checks found)."""
+    FACTS their pre-flight checks found). The steps on machines the program makes are deleted
+    with the stack's Teardown; an existing host's are not."""
     if spec.machines.provider == "ssh":
         return ssh.machines(spec, nodes(spec), facts or {})
     if spec.machines.provider == "nspawn":
         if check_network:
             nspawn.require_lab_network()
-        return [nspawn.machine(node, spec.stack) for node in nodes(spec)]
-    return vagrant.machines(spec, nodes(spec))
+        made = [nspawn.machine(node, spec.stack) for node in nodes(spec)]
+    else:
+        made = vagrant.machines(spec, nodes(spec))
+    teardown = Teardown(spec.stack)
+    return [dataclasses.replace(m, deleted_with=teardown) for m in made]
 
 
 def architectures(spec: cfg.ClusterSpec, facts: Mapping[str, checks.Facts]) -> list[str]:
@@ -115,6 +131,12 @@ class Cluster:
         return f"{scheme}://{self.first(Role.SERVER).address}:4646"
 
     @property
+    def deleted_with(self) -> pulumi.Resource | None:
+        """What every machine's steps are deleted with, if they all are (Teardown)."""
+        kept = {m.deleted_with for m in self.machines}
+        return kept.pop() if len(kept) == 1 else None
+
+    @property
     def nodes(self) -> list[Node]:
         return [m.node for m in self.machines]
 
@@ -170,7 +192,8 @@ def build(raw: Mapping[str, str], stack: str, check_network: bool = True,
     first = {m.node.name: identity(m, cluster.nodes) for m in cluster.machines}
     cluster.steps += list(first.values())
     secrets = make_secrets(spec, cluster.machines)
-    made = agents(spec, cluster.machines, first, uploads, secrets)
+    images = {name: image for name in spec.jobs if (image := job_image(spec, name)) is not None}
+    made = agents(spec, cluster.machines, first, uploads, secrets, list(images.values()))
     cluster.steps += made.steps
     root_values = secrets.get(cluster.first(Role.SERVER).name, {})
     if spec.security.tls:
@@ -181,19 +204,20 @@ def build(raw: Mapping[str, str], stack: str, check_network: bool = True,
         if made.nomad_status_token is not None:
             cluster.status_tokens = {"statusConsulToken": root_values["consul_status_token"],
                                      "statusNomadToken": made.nomad_status_token}
-    # Jobs come last: after every machine's steps, the load balancer included, and after the
-    # build of their image (if they run one).
-    builder = next(m for m in cluster.machines if m.node.role is Role.CLIENT)
+    # Jobs come last: after every machine's steps, the load balancer included, and after
+    # their image (if they run one) is in the registry.
     for name in spec.jobs:
-        image = job_image(spec, name)
-        built = [image_step(image, builder, made.images_after)] if image else []
+        image = images.get(name)
+        built = [made.images[name]] if image else []
         if image:
             cluster.images[name] = image.ref
         cluster.jobs.append(NomadJob(
             f"job-{name}", hcl=(cfg.JOBS_DIR / f"{name}.nomad.hcl").read_text(),
             address=cluster.nomad_api, ca_pem=cluster.ca_cert, token=made.nomad_jobs_token,
             variables={"image": image.ref} if image else None,
-            opts=pulumi.ResourceOptions(depends_on=[*cluster.steps, *built])))
+            # Gone with the machines when they all go with the stack (nothing left to stop).
+            opts=pulumi.ResourceOptions(depends_on=[*cluster.steps, *built],
+                                        deleted_with=cluster.deleted_with)))
     return cluster
 
 

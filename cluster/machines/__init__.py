@@ -26,6 +26,11 @@ class Machine:
     power: pulumi.Resource | None = None  # whether it runs (cluster/services/drift.py)
     user: str = "root"  # who the connection logs in as; steps run as root (through sudo otherwise)
     arch: str = "amd64"  # the binaries it takes (existing machines: what the pre-flight found)
+    # What the steps on it are deleted with (Pulumi's deletedWith): on a machine that its own
+    # deletion destroys (a lab machine, a Vagrant VM), the stack's Teardown, so destroying the
+    # whole stack does not uninstall agents one by one from machines about to vanish. None on an
+    # existing host: every step gives back what it changed there.
+    deleted_with: pulumi.Resource | None = None
 
     def as_root(self, script: str) -> str:
         """SCRIPT as a step's command: as it is for root, else run by bash through `sudo -n`

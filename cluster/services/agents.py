@@ -26,10 +26,11 @@ from pulumi_command import remote
 from cluster import install, render
 from cluster.binaries import upload_key
 from cluster.config import BACKEND_PORT, BinaryPin, ClusterSpec
-from cluster.images import base_image
+from cluster.images import JobImage, base_image
 from cluster.machines import Machine
 from cluster.services import acl
 from cluster.services.drift import AgentState
+from cluster.services.images import image_pushed_step, image_step
 from cluster.topology import REGISTRY_PORT, Node, Role, registry
 
 ROLLED = ("consul", "nomad")  # restarted by the roll steps, one machine at a time
@@ -180,7 +181,7 @@ class MachinePlan:
             delete=machine.as_root(install.uninstall_script(agent, self.servers)),
             stdin=stdin,
             triggers=triggers,
-            opts=pulumi.ResourceOptions(parent=machine.resource,
+            opts=pulumi.ResourceOptions(parent=machine.resource, deleted_with=machine.deleted_with,
                                         depends_on=[*after, *([upload] if upload else [])]),
         )
 
@@ -301,6 +302,7 @@ class MachineSteps:
     steps: list[remote.Command]
     staged: list[remote.Command]  # its Consul and Nomad steps (a client's: and Docker's)
     registry: remote.Command | None = None  # the load balancer's: the image registry's step
+    docker: remote.Command | None = None  # a client's: its Docker step
 
 
 def client_tier(plan: MachinePlan, identity: pulumi.Resource, consul_ready: Sequence[pulumi.Resource],
@@ -324,7 +326,7 @@ def client_tier(plan: MachinePlan, identity: pulumi.Resource, consul_ready: Sequ
         nginx_step = plan.step(nginx, [consul])
         steps += [nginx_step, plan.step(consul_template, [nginx_step])]
     # Docker's too: where it waits for a reboot, the roll turn reboots the machine.
-    return MachineSteps(steps, [consul, docker, nomad])
+    return MachineSteps(steps, [consul, docker, nomad], docker=docker)
 
 
 def load_balancer(plan: MachinePlan, after: Sequence[pulumi.Resource]) -> list[remote.Command]:
@@ -350,12 +352,14 @@ def clients_at_once(clients: int) -> int:
     return max(1, clients // 5)
 
 
-def rolling_restarts(servers: list[Machine], tier: ServerTier, others: Sequence[tuple[Machine, MachineSteps]]
-                     ) -> Rolls:
+def rolling_restarts(servers: list[Machine], tier: ServerTier, others: Sequence[tuple[Machine, MachineSteps]],
+                     before_turn: Mapping[str, Sequence[pulumi.Resource]] | None = None) -> Rolls:
     """The chain of roll steps: the servers one at a time (with several, a pass that skips the
     leader, then the leader's pass), then the load balancer, then the clients in groups of
     clients_at_once (each client's turn followed by its rejoin step), each turn or group after
-    the one before."""
+    the one before. BEFORE_TURN: by node name, what else a machine's turn waits for (work on
+    it that a restart or a reboot would break: the image build on the builder)."""
+    before_turn = before_turn or {}
     count = len(servers)
     passes = [("roll", count > 1), *([("roll-leader", False)] if count > 1 else [])]
     server_turns = [(f"{m.node.name}-{suffix}", m, [consul, nomad], defer_leader)
@@ -374,7 +378,8 @@ def rolling_restarts(servers: list[Machine], tier: ServerTier, others: Sequence[
     for group in groups:
         ends: list[pulumi.Resource] = []
         for machine, steps in group:
-            rolls.append(_roll(f"{machine.node.name}-roll", machine, count, steps.staged, previous))
+            rolls.append(_roll(f"{machine.node.name}-roll", machine, count, steps.staged,
+                               [*previous, *before_turn.get(machine.node.name, [])]))
             if machine.node.role is Role.CLIENT:
                 rejoined[machine.node.name] = _rejoin(machine, steps.staged, rolls[-1])
                 rolls.append(rejoined[machine.node.name])
@@ -391,9 +396,8 @@ class Agents:
     steps: list[pulumi.CustomResource]
     nomad_jobs_token: pulumi.Output[str] | None = None
     nomad_status_token: pulumi.Output[str] | None = None
-    # What an image build on the first client waits for: that client back from its roll turn
-    # (its Docker runs), and the registry.
-    images_after: list[pulumi.Resource] = field(default_factory=list)
+    # By job: the step after which its image is in the registry (cluster/services/images.py).
+    images: dict[str, remote.Command] = field(default_factory=dict)
 
 
 def _nomad_token(node: Node, tier: ServerTier) -> Mapping[str, Secrets]:
@@ -405,10 +409,11 @@ def _nomad_token(node: Node, tier: ServerTier) -> Mapping[str, Secrets]:
 
 
 def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pulumi.Resource],
-           uploads: Mapping[str, str], secrets: Mapping[str, Secrets] | None = None) -> Agents:
-    """Every agent install, gate, ACL and roll step, and each machine's drift state, in
-    dependency order. SECRETS: per machine, the secret values its files take
-    (program.make_secrets; none with security off)."""
+           uploads: Mapping[str, str], secrets: Mapping[str, Secrets] | None = None,
+           images: Sequence[JobImage] = ()) -> Agents:
+    """Every agent install, gate, ACL and roll step, each machine's drift state and the IMAGES'
+    builds (on the first client), in dependency order. SECRETS: per machine, the secret values
+    its files take (program.make_secrets; none with security off)."""
     secrets = secrets or {}
     servers = [m for m in machines if m.node.role is Role.SERVER]
     others = [m for m in machines if m.node.role is not Role.SERVER]
@@ -425,7 +430,17 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
     installed = [(m, client_tier(other_plans[m.node.name], identity[m.node.name], tier.consul_ready,
                                  tier.nomad_ready))
                  for m in others]
-    rolls = rolling_restarts(servers, tier, installed)
+    # The images are built once the first client's Docker and the registry are installed; that
+    # client's roll turn waits for the builds, and a check after the turn finishes any build
+    # that had to wait for the turn's reboot.
+    builder, built_on = next((m, done) for m, done in installed if m.node.role is Role.CLIENT)
+    registry = [done.registry for _, done in installed if done.registry is not None]
+    build_after: list[pulumi.Resource] = [s for s in (built_on.docker, *registry) if s is not None]
+    builds = {image.job: image_step(image, builder, spec.security.tls, build_after) for image in images}
+    rolls = rolling_restarts(servers, tier, installed, {builder.node.name: list(builds.values())})
+    pushed = {image.job: image_pushed_step(image, builder, spec.security.tls,
+                                           [builds[image.job], rolls.rejoined[builder.node.name]])
+              for image in images}
     server_rolls, other_rolls = rolls.servers, rolls.others
     # Each server's DNS forwarder once Consul's ACLs are written (its default token answers).
     server_dns = [server_plans[m.node.name].step(_dnsmasq(spec, m.node), [consul, *tier.consul_ready])
@@ -443,8 +458,6 @@ def agents(spec: ClusterSpec, machines: list[Machine], identity: Mapping[str, pu
     balancers = [step for m in others if m.node.role is Role.LB
                  for step in load_balancer(other_plans[m.node.name], [cluster_gate])]
     states = [p.state for p in [*server_plans.values(), *other_plans.values()]]
-    steps = [*tier.steps, *server_dns, *server_rolls, *client_steps, *other_rolls, cluster_gate, *balancers]
-    builder = next(m.node.name for m in others if m.node.role is Role.CLIENT)
-    registry = [done.registry for _, done in installed if done.registry is not None]
-    return Agents([*states, *steps], tier.nomad_jobs_token, tier.nomad_status_token,
-                  images_after=[rolls.rejoined[builder], *registry])
+    steps = [*tier.steps, *server_dns, *server_rolls, *client_steps, *other_rolls, cluster_gate, *balancers,
+             *builds.values(), *pushed.values()]
+    return Agents([*states, *steps], tier.nomad_jobs_token, tier.nomad_status_token, images=pushed)

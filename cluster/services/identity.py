@@ -40,6 +40,6 @@ def identity(machine: Machine, all_nodes: list[Node]) -> remote.Command:
         # Last to go: every other step on the machine comes after it.
         delete=machine.as_root(unidentity_script(node)),
         # After the machine's power: its settings are applied (or a reboot asked for) first.
-        opts=pulumi.ResourceOptions(parent=machine.resource,
+        opts=pulumi.ResourceOptions(parent=machine.resource, deleted_with=machine.deleted_with,
                                     depends_on=[machine.power] if machine.power else []),
     )

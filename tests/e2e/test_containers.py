@@ -76,7 +76,7 @@ def test_a_change_to_fib_py_builds_a_new_image_and_rolls_it_out(project: Project
         source.write_text(marked)
         steps = json.loads(project.pulumi("preview", "--diff", "--json").stdout)["steps"]
         changed = {s["urn"].rsplit("::", 1)[1]: s["op"] for s in steps if s["op"] != "same"}
-        assert changed == {"fib-image": "update", "job-fib": "update"}, changed
+        assert changed == {"fib-image": "update", "fib-image-pushed": "update", "job-fib": "update"}, changed
         with load(project, LB) as result:
             project.timed("fib.py changed: pulumi up", "up", "--yes", "--skip-preview")
         print(f"new fib image rolled out under load: {result}")

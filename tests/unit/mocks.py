@@ -28,6 +28,7 @@ class Registration:
     dependencies: list[str]
     urn: str
     additional_secret_outputs: list[str] = field(default_factory=list)
+    deleted_with: str = ""  # the URN of what it is deleted with (Pulumi's deletedWith), if any
 
 
 class LabMocks(pulumi.runtime.Mocks):
@@ -83,7 +84,7 @@ class RecordingMonitor(MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return response
         reg = Registration(request.type, request.name, request.parent, list(request.dependencies),
-                           response.urn, list(request.additionalSecretOutputs))
+                           response.urn, list(request.additionalSecretOutputs), request.deletedWith)
         self.registrations[request.name] = reg
         return response
 

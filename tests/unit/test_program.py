@@ -51,7 +51,7 @@ def test_lab_stack_graph(key_file: Path) -> None:
     agents |= {f"client{i}-docker" for i in (1, 2, 3)}  # from the machines' packages: no upload
     agents |= {"frontend-lb-nginx", "frontend-lb-consul-template", "frontend-lb-consul-template-upload"}
     agents |= {"frontend-lb-docker-registry"}  # the cluster's image registry
-    agents |= {"fib-image"}  # fib's image, built from jobs/fib/ on client1
+    agents |= {"fib-image", "fib-image-pushed"}  # fib's image, built from jobs/fib/ on client1
     agents |= {f"{n}-dnsmasq" for n in NODES}  # the DNS forwarder: *.consul for machines and containers
     gates = {"consul-servers-ready", "nomad-servers-ready", "cluster-ready", "consul-acl", "nomad-acl"}
     rolls = {f"{n}-roll" for n in NODES}  # one server: no leader pass
@@ -59,13 +59,32 @@ def test_lab_stack_graph(key_file: Path) -> None:
     secrets = {"cluster-secrets", "consul-status-token", "consul-dns-token"}
     secrets |= {f"{n}-credentials" for n in NODES}
     drift = {f"{n}-power" for n in NODES} | {f"{n}-state" for n in NODES}
-    assert graph.names() == expected | agents | gates | rolls | secrets | drift | {"job-fib"}
+    assert graph.names() == expected | agents | gates | rolls | secrets | drift | {"job-fib", "unit"}
     # A machine's key and certificate belong to it (the review summary lists them there).
     assert graph.parent_name("client1-credentials") == "client1"
     # Jobs come after every step, the load balancer's included.
     assert graph.depends_on("job-fib", "frontend-lb-consul-template")
     assert graph.depends_on("job-fib", "cluster-ready")
 
+
+
+def test_a_destroy_skips_the_removals_on_the_lab_machines_it_deletes(key_file: Path) -> None:
+    graph = lab(key_file)
+    teardown = graph.get("unit")  # the stack's Teardown, named after the stack
+    assert teardown.type == "hashicluster:index:Teardown"
+    # Every step that removes something from a lab machine, and the job, go with it: a
+    # destroy deletes the machines themselves ...
+    removing = {name for name in graph.names() if graph.inputs(name).get("delete")
+                and graph.get(name).type == "command:remote:Command"}
+    assert {"client1-identity", "client1-consul", "client1-nomad", "frontend-lb-docker-registry"} <= removing
+    for name in [*removing, "job-fib"]:
+        assert graph.get(name).deleted_with == teardown.urn, name
+    # ... whose own deletions (`lab down`) run, as do the controller's own records.
+    for name in ["client1-lab", "client1-power", "client1-credentials", "cluster-secrets"]:
+        assert graph.get(name).deleted_with == "", name
+    # Nothing depends on it: a client taken away by a change (the Teardown stays) still
+    # leaves gracefully.
+    assert not any(teardown.urn in r.dependencies for r in graph.monitor.registrations.values())
 
 def test_drift_is_wired_from_power_to_machine_and_from_state_to_the_steps(key_file: Path) -> None:
     graph = lab(key_file)
@@ -423,10 +442,18 @@ def test_docker_comes_before_nomad_on_every_client_and_only_there(key_file: Path
 def test_fibs_image_is_built_on_the_first_client_and_named_by_the_job(key_file: Path) -> None:
     graph = lab(key_file)
     assert graph.parent_name("fib-image") == "client1"
-    # after client1 runs Docker (back from its roll turn) and the registry works
-    assert graph.depends_on("fib-image", "client1-rejoin")
+    # as soon as client1 runs Docker and the registry works: not after the servers
+    assert graph.depends_on("fib-image", "client1-docker")
     assert graph.depends_on("fib-image", "frontend-lb-docker-registry")
-    assert graph.depends_on("job-fib", "fib-image")
+    assert not graph.waits_for("fib-image", "nomad-servers-ready")
+    assert not graph.waits_for("fib-image", "client1-nomad")
+    # client1's roll turn (which may restart Docker or reboot it) waits for the build; after it,
+    # the image is in the registry (built then if the first build waited for that reboot)
+    assert graph.depends_on("client1-roll", "fib-image")
+    assert graph.parent_name("fib-image-pushed") == "client1"
+    assert graph.depends_on("fib-image-pushed", "client1-rejoin")
+    assert graph.depends_on("fib-image-pushed", "fib-image")
+    assert graph.depends_on("job-fib", "fib-image-pushed")
     image = graph.inputs("job-fib")["variables"]["image"]
     assert image.startswith("frontend.lb.demo:5000/fib:") and image != "frontend.lb.demo:5000/fib:latest"
     step = graph.inputs("fib-image")
@@ -435,6 +462,10 @@ def test_fibs_image_is_built_on_the_first_client_and_named_by_the_job(key_file: 
     with tarfile.open(fileobj=io.BytesIO(base64.b64decode(step["stdin"]))) as context:
         assert sorted(context.getnames()) == ["Dockerfile", "fib.py"]
     assert f"--tag {image} " in step["create"]
+    assert "fib-image-pushed builds" in step["create"]  # it leaves the build to it while Docker waits
+    pushed = graph.inputs("fib-image-pushed")
+    assert pushed["triggers"] == step["triggers"] and pushed["stdin"] == step["stdin"]
+    assert f"--tag {image} " in pushed["create"] and "fib-image-pushed builds" not in pushed["create"]
 
 
 def test_a_change_in_fibs_directory_changes_its_image_and_its_job_only(
@@ -446,13 +477,13 @@ def test_a_change_in_fibs_directory_changes_its_image_and_its_job_only(
     monkeypatch.setattr(cfg, "JOBS_DIR", jobs_dir)
     monkeypatch.setattr(images, "JOBS_DIR", jobs_dir)
     after = lab(key_file)
-    assert before.changed(after) == {"fib-image", "job-fib"}
+    assert before.changed(after) == {"fib-image", "fib-image-pushed", "job-fib"}
     assert before.inputs("job-fib")["variables"] != after.inputs("job-fib")["variables"]
 
 
 def test_the_raw_exec_variant_of_fib_runs_no_image(key_file: Path) -> None:
     graph = lab(key_file, dict(LAB_STACK, jobs='["fib-raw-exec"]'))
-    assert "fib-image" not in graph.names()
+    assert not {"fib-image", "fib-image-pushed"} & set(graph.names())
     assert graph.inputs("job-fib-raw-exec")["variables"] == {}
     raw_exec_on = 'plugin "raw_exec" {\n  config {\n    enabled = true'
     assert raw_exec_on in graph.inputs("client1-nomad")["create"]

@@ -202,6 +202,9 @@ def test_an_ssh_stack_runs_its_steps_through_sudo_and_records_a_first_use_key(ke
     assert "exec sudo" in graph.inputs("client1-consul")["delete"]
     assert "exec sudo" in graph.inputs("client1-identity")["delete"]
     assert graph.depends_on("client1-consul-upload", "client1-identity")
+    # A destroy gives every existing host back: no removal is skipped.
+    assert not any(r.type == "hashicluster:index:Teardown" for r in graph.monitor.registrations.values())
+    assert not any(r.deleted_with for r in graph.monitor.registrations.values())
 
 
 def test_unfit_hosts_stop_the_program_before_any_resource(key_file: Path) -> None:

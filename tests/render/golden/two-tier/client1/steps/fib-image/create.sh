@@ -1,12 +1,15 @@
 # The image of job fib: built on client1 from jobs/fib/ (on stdin, a base64 tar)
-# and pushed to the cluster's registry as frontend.lb.demo:5000/fib:8c1f087343915ea1 and frontend.lb.demo:5000/fib:latest.
+# and pushed to the cluster's registry as frontend.lb.demo:5000/fib:e86f884dd774a423 and frontend.lb.demo:5000/fib:latest; nothing to do when
+# the registry has frontend.lb.demo:5000/fib:e86f884dd774a423 already.
+# Runs as soon as the machine's Docker and the registry are installed, while the servers are
+# still coming up. When this machine's Docker waits for the reboot it asks for
+# (/run/reboot-required), it builds nothing: fib-image-pushed builds it after the reboot.
 # Its base, hashicluster/python3:621d3acc482f9900, is made here first if this machine's Docker does not have it: python3
 # and the packages it depends on, their files taken from this machine's own Debian
 # (templates/images/base-files.py), imported as one layer. Nothing is pulled from a registry
 # on the internet.
 # Reads: stdin (the build context); the template values.
-# A second run changes nothing but the layers' times: the base is made once, the build's
-# layers come from Docker's cache, and the registry keeps what it has.
+# A second run changes nothing: the registry has the image.
 set -eu
 # --- hashicluster's shell library (documented in templates/steps/lib.sh)
 fail() { echo "error: $*" >&2; exit 1; }
@@ -181,6 +184,25 @@ with open(sys.argv[3]) as f:
 print(json.dumps(value))' "$@"
 }
 # --- end of the library
+# The registry's answer to a HEAD of the image's manifest (the Docker step put the
+# cluster's CA in the machine's trust store).
+in_registry() {
+  curl -sf -o /dev/null --head \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    https://frontend.lb.demo:5000/v2/fib/manifests/e86f884dd774a423
+}
+if in_registry; then
+  echo "$(stamp) client1: frontend.lb.demo:5000/fib:e86f884dd774a423 is in the registry already"
+  exit 0
+fi
+if ! systemctl is-active --quiet docker; then
+  if [ -e /run/reboot-required ]; then
+    echo "$(stamp) client1: Docker starts at the reboot this machine asks for; fib-image-pushed builds frontend.lb.demo:5000/fib:e86f884dd774a423 after it"
+    exit 0
+  fi
+  fail "Docker does not run on client1: cannot build frontend.lb.demo:5000/fib:e86f884dd774a423 (systemctl status docker)"
+fi
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 base64 -d | tar -x -C "$context"
@@ -261,11 +283,11 @@ HASHICLUSTER_EOF
   tar -c -C / --no-recursion --files-from "$files" | docker import --change 'ENV PATH=/usr/bin:/bin' - hashicluster/python3:621d3acc482f9900 >/dev/null
   rm -f "$files"
 fi
-echo "$(stamp) client1: building frontend.lb.demo:5000/fib:8c1f087343915ea1"
-docker build --quiet --build-arg BASE=hashicluster/python3:621d3acc482f9900 --tag frontend.lb.demo:5000/fib:8c1f087343915ea1 --tag frontend.lb.demo:5000/fib:latest "$context" >/dev/null
-docker run --rm --entrypoint /usr/bin/python3 frontend.lb.demo:5000/fib:8c1f087343915ea1 -c 'import http.server, json' ||
-  fail "frontend.lb.demo:5000/fib:8c1f087343915ea1: python3 does not start in the image"
-for tag in frontend.lb.demo:5000/fib:8c1f087343915ea1 frontend.lb.demo:5000/fib:latest; do
+echo "$(stamp) client1: building frontend.lb.demo:5000/fib:e86f884dd774a423"
+docker build --quiet --build-arg BASE=hashicluster/python3:621d3acc482f9900 --tag frontend.lb.demo:5000/fib:e86f884dd774a423 --tag frontend.lb.demo:5000/fib:latest "$context" >/dev/null
+docker run --rm --entrypoint /usr/bin/python3 frontend.lb.demo:5000/fib:e86f884dd774a423 -c 'import http.server, json' ||
+  fail "frontend.lb.demo:5000/fib:e86f884dd774a423: python3 does not start in the image"
+for tag in frontend.lb.demo:5000/fib:e86f884dd774a423 frontend.lb.demo:5000/fib:latest; do
   docker push --quiet "$tag" >/dev/null || fail "cannot push $tag to the registry frontend.lb.demo:5000"
 done
-echo "$(stamp) client1: pushed frontend.lb.demo:5000/fib:8c1f087343915ea1 ($(docker image inspect --format '{{.Size}}' frontend.lb.demo:5000/fib:8c1f087343915ea1) bytes)"
+echo "$(stamp) client1: pushed frontend.lb.demo:5000/fib:e86f884dd774a423 ($(docker image inspect --format '{{.Size}}' frontend.lb.demo:5000/fib:e86f884dd774a423) bytes)"

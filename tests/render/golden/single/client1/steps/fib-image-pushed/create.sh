@@ -1,0 +1,288 @@
+# The image of job fib: built on client1 from jobs/fib/ (on stdin, a base64 tar)
+# and pushed to the cluster's registry as frontend.lb.demo:5000/fib:e86f884dd774a423 and frontend.lb.demo:5000/fib:latest; nothing to do when
+# the registry has frontend.lb.demo:5000/fib:e86f884dd774a423 already.
+# Runs after the machine's turn in the rolling restart: the image is there by then, unless
+# the first build waited for the reboot that turn gave the machine.
+# Its base, hashicluster/python3:621d3acc482f9900, is made here first if this machine's Docker does not have it: python3
+# and the packages it depends on, their files taken from this machine's own Debian
+# (templates/images/base-files.py), imported as one layer. Nothing is pulled from a registry
+# on the internet.
+# Reads: stdin (the build context); the template values.
+# A second run changes nothing: the registry has the image.
+set -eu
+# --- hashicluster's shell library (documented in templates/steps/lib.sh)
+fail() { echo "error: $*" >&2; exit 1; }
+stamp() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+use_api() {
+  # shellcheck source=/dev/null
+  [ ! -r /etc/consul.d/api.env ] || . /etc/consul.d/api.env
+}
+wait_for() {
+  local what=$1 timeout=$2 state=$3 deadline
+  shift 3
+  deadline=$(( $(date +%s) + timeout ))
+  until "$@"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "error: $what not ready after ${timeout}s; last state seen:" >&2
+      ("$state") >&2 2>&1 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+  echo "$what: ready"
+}
+HC_STATE=${HC_STATE:-/var/lib/hashicluster}  # another only in the scripts' own tests
+product=${product:-}  # whose records the functions below keep: a script that keeps any sets it
+keep_original() {
+  local records=$HC_STATE/placed/$product parent missing=""
+  if ! grep -qxF "$1" "$records" 2>/dev/null; then
+    if [ -e "$1" ] || [ -L "$1" ]; then
+      mkdir -p "$HC_STATE/originals$(dirname "$1")" && cp -a "$1" "$HC_STATE/originals$1"
+    fi
+    parent=$(dirname "$1")
+    while [ ! -e "$parent" ]; do missing=$parent; parent=$(dirname "$parent"); done
+    if [ -n "$missing" ]; then record dirs "$missing"; fi
+    mkdir -p "$HC_STATE/placed" && echo "$1" >> "$records"
+  fi
+}
+record() { mkdir -p "$HC_STATE/created" && echo "$2" >> "$HC_STATE/created/$product.$1"; }
+make_dir() {
+  if [ ! -d "$1" ]; then mkdir -p "$1" && record dirs "$1"; fi
+  chmod "$2" "$1"; chown "$3:$3" "$1"
+}
+claim_data() {
+  if grep -qsF "$1" "$HC_STATE/created/$product.dirs" "$HC_STATE/created/$product.empty"; then return 0; fi
+  if [ ! -e "$1" ]; then
+    record dirs "$1"
+  elif [ -d "$1" ] && [ -z "$(ls -A "$1")" ]; then
+    record empty "$(stat -c %a "$1") $1"
+  fi
+}
+make_user() {
+  if ! id -u "$1" >/dev/null 2>&1; then
+    useradd --system --home-dir "$2" --shell /bin/false "$1" && record users "$1"
+  fi
+}
+add_packages() {
+  local missing="" package before
+  for package in "$@"; do dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"; done
+  [ -n "$missing" ] || return 0
+  before=$(mktemp)
+  dpkg-query -W -f='${Package}\n' | sort > "$before"
+  # shellcheck disable=SC2086  # one word per package
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null || { rm -f "$before"; return 1; }
+  dpkg-query -W -f='${Package}\n' | sort | comm -13 "$before" - | while read -r package; do record packages "$package"; done
+  rm -f "$before"
+}
+rc_links() { find /etc/rc0.d /etc/rc1.d /etc/rc2.d /etc/rc3.d /etc/rc4.d /etc/rc5.d /etc/rc6.d /etc/rcS.d -name "[SK][0-9][0-9]$product" 2>/dev/null | sort; }
+keep_service() {
+  local record=$HC_STATE/created/$product.service
+  [ ! -e "$record" ] || return 0
+  mkdir -p "$HC_STATE/created"
+  local enabled
+  enabled=$(systemctl is-enabled "$product" 2>/dev/null) || true
+  { echo "${enabled:-absent}"; systemctl is-active "$product" 2>/dev/null || true; rc_links; } > "$record"
+}
+give_back() {
+  local created=$HC_STATE/created/$product path link was_enabled="" was_active=""
+  if [ -f "$HC_STATE/placed/$product" ]; then
+    while read -r path; do
+      if [ -e "$HC_STATE/originals$path" ] || [ -L "$HC_STATE/originals$path" ]; then
+        rm -rf "$path" && mv "$HC_STATE/originals$path" "$path"
+      else
+        rm -rf "$path"
+      fi
+    done < "$HC_STATE/placed/$product"
+  fi
+  if [ -f "$created.dirs" ]; then sort -r "$created.dirs" | while read -r path; do rm -rf "$path"; done; fi
+  if [ -f "$created.empty" ]; then
+    while read -r mode path; do
+      find "$path" -mindepth 1 -maxdepth 1 -exec rm -rf {} + && chmod "$mode" "$path"
+    done < "$created.empty"
+  fi
+  if [ -f "$created.users" ]; then while read -r path; do userdel "$path" 2>/dev/null || true; done < "$created.users"; fi
+  if [ -s "$created.packages" ]; then
+    # shellcheck disable=SC2046  # one word per package
+    DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $(cat "$created.packages") >/dev/null 2>&1 ||
+      echo "warning: $product: could not purge the packages it added: $(tr '\n' ' ' < "$created.packages")" >&2
+  fi
+  systemctl daemon-reload
+  if [ -f "$created.service" ]; then
+    was_enabled=$(sed -n 1p "$created.service"); was_active=$(sed -n 2p "$created.service")
+    case "$was_enabled" in
+      enabled) systemctl enable --quiet "$product" 2>/dev/null || true ;;
+      masked) systemctl mask --quiet "$product" 2>/dev/null || true ;;
+    esac
+    rc_links | while read -r link; do rm -f "$link"; done
+    sed -n '3,$p' "$created.service" | while read -r link; do ln -sf "../init.d/$product" "$link"; done
+    if [ "$was_active" = active ]; then systemctl restart "$product" 2>/dev/null || true; fi
+  fi
+  rm -f "$HC_STATE/placed/$product" "$created".*
+}
+put_file() {
+  keep_original "$2"
+  if ! cmp -s "$1" "$2"; then
+    install -D -m "$3" -o "$4" -g "$4" "$1" "$2"
+    # shellcheck disable=SC2034  # read by the script that calls put_file
+    changed=1
+  else
+    chmod "$3" "$2"; chown "$4:$4" "$2"
+  fi
+  rm -f "$1"
+}
+has_leader() { api "$1/v1/status/leader" | grep -q :; }
+alive() {
+  local role=node count
+  [ "$1" = server ] && role=consul
+  count=$(api "$CONSUL_HTTP_ADDR/v1/agent/members" 2>/dev/null | json_count . Status=1 Tags.role="$role") &&
+    [ "$count" -ge "$2" ]
+}
+nomad_node_ready() { [ "$(NOMAD_ADDR=$1 nomad node status -self -json 2>/dev/null | json_field Status)" = ready ]; }
+json_field() {
+  python3 -c 'import json, sys
+try:
+    value = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+field = value.get(sys.argv[1], "") if isinstance(value, dict) else ""
+print(field if isinstance(field, str) else json.dumps(field))' "$1"
+}
+json_count() {
+  python3 -c 'import json, re, sys
+def at(value, path):
+    for key in path.split(".") if path != "." else []:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+def text(value):
+    return value if isinstance(value, str) else json.dumps(value)
+def matches(item, condition):
+    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=)(.*)", condition).groups()
+    got = text(at(item, field))
+    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected)}[op]
+try:
+    items = at(json.load(sys.stdin), sys.argv[1])
+except ValueError:
+    sys.exit(1)
+items = list(items.values()) if isinstance(items, dict) else items or []
+print(sum(all(matches(item, c) for c in sys.argv[2:]) for item in items))' "$@"
+}
+json_rows() {
+  python3 -c 'import json, sys
+try:
+    items = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
+for item in items or []:
+    print("\t".join(str(item.get(field, "")) for field in sys.argv[1:]))' "$@"
+}
+json_set() {
+  python3 -c 'import json, sys
+value = json.loads(sys.argv[1])
+with open(sys.argv[3]) as f:
+    value[sys.argv[2]] = f.read().rstrip("\n")
+print(json.dumps(value))' "$@"
+}
+# --- end of the library
+# The registry's answer to a HEAD of the image's manifest (the Docker step put the
+# cluster's CA in the machine's trust store).
+in_registry() {
+  curl -sf -o /dev/null --head \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    https://frontend.lb.demo:5000/v2/fib/manifests/e86f884dd774a423
+}
+if in_registry; then
+  echo "$(stamp) client1: frontend.lb.demo:5000/fib:e86f884dd774a423 is in the registry already"
+  exit 0
+fi
+if ! systemctl is-active --quiet docker; then
+  fail "Docker does not run on client1: cannot build frontend.lb.demo:5000/fib:e86f884dd774a423 (systemctl status docker)"
+fi
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+base64 -d | tar -x -C "$context"
+if ! docker image inspect hashicluster/python3:621d3acc482f9900 >/dev/null 2>&1; then
+  echo "$(stamp) client1: making the base image hashicluster/python3:621d3acc482f9900 from this machine's python3"
+  files=$(mktemp)
+  python3 - > "$files" <<'HASHICLUSTER_EOF'
+"""The files of a python3 base image, from this machine's own Debian packages.
+
+Prints, one per line, every path that the package python3 and the packages it depends on
+(Pre-Depends and Depends, the first installed alternative of each, transitively) installed
+and that exists here, documentation left out: what python3 and its standard library need
+to run, and nothing else of the machine. A path under a merged-/usr link (/lib -> usr/lib)
+is printed as its target's, and the links come first, so that the image has the same layout
+as the machine.
+Reads dpkg's database through two dpkg-query calls (a process each is slow under emulation).
+"""
+
+import os
+import subprocess
+import sys
+
+ROOT_PACKAGE = "python3"
+# Documentation, manuals and translations: not needed to run anything.
+LEFT_OUT = tuple(f"/usr/share/{d}/" for d in ("doc", "doc-base", "man", "info", "locale", "lintian",
+                                               "bug", "menu", "pixmaps", "polkit-1"))
+
+
+def query(*args: str) -> list[str]:
+    """dpkg-query's lines (what it found, when it did not find everything it was asked)."""
+    done = subprocess.run(["dpkg-query", *args], capture_output=True, text=True, check=False)
+    return done.stdout.splitlines()
+
+
+def installed_packages() -> dict[str, list[str]]:
+    """Every installed package -> its Pre-Depends and Depends clauses, in one query."""
+    packages = {}
+    for line in query("-W", "-f=${Package}\t${db:Status-Status}\t${Pre-Depends}, ${Depends}\n"):
+        name, status, depends = line.split("\t")
+        if status == "installed":
+            packages[name] = [c for c in depends.split(",") if c.strip()]
+    return packages
+
+
+def closure(root: str, packages: dict[str, list[str]]) -> list[str]:
+    """ROOT and, transitively, the first installed alternative of each of its dependencies."""
+    seen, todo = {root}, [root]
+    while todo:
+        for clause in packages[todo.pop()]:
+            names = [a.strip().split(" ")[0].split(":")[0] for a in clause.split("|")]
+            dep = next((name for name in names if name in packages), None)
+            if dep is not None and dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return sorted(seen)
+
+
+def canonical(path: str) -> str:
+    """PATH with its directory resolved (merged /usr), the file itself left as it is."""
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
+
+def main() -> None:
+    packages = installed_packages()
+    if ROOT_PACKAGE not in packages:
+        sys.exit(f"{ROOT_PACKAGE} is not installed on this machine")
+    links = [f"/{name}" for name in ("bin", "sbin", "lib", "lib64") if os.path.islink(f"/{name}")]
+    # One query for every package's files (dpkg-query -L takes several).
+    paths = {canonical(path) for path in query("-L", *closure(ROOT_PACKAGE, packages))
+             if path.startswith("/") and path not in ("/", "/.")}
+    kept = sorted(p for p in paths
+                  if os.path.lexists(p) and not os.path.isdir(p) and not p.startswith(LEFT_OUT))
+    print("\n".join(path.lstrip("/") for path in [*links, *kept]))
+
+
+main()
+HASHICLUSTER_EOF
+  tar -c -C / --no-recursion --files-from "$files" | docker import --change 'ENV PATH=/usr/bin:/bin' - hashicluster/python3:621d3acc482f9900 >/dev/null
+  rm -f "$files"
+fi
+echo "$(stamp) client1: building frontend.lb.demo:5000/fib:e86f884dd774a423"
+docker build --quiet --build-arg BASE=hashicluster/python3:621d3acc482f9900 --tag frontend.lb.demo:5000/fib:e86f884dd774a423 --tag frontend.lb.demo:5000/fib:latest "$context" >/dev/null
+docker run --rm --entrypoint /usr/bin/python3 frontend.lb.demo:5000/fib:e86f884dd774a423 -c 'import http.server, json' ||
+  fail "frontend.lb.demo:5000/fib:e86f884dd774a423: python3 does not start in the image"
+for tag in frontend.lb.demo:5000/fib:e86f884dd774a423 frontend.lb.demo:5000/fib:latest; do
+  docker push --quiet "$tag" >/dev/null || fail "cannot push $tag to the registry frontend.lb.demo:5000"
+done
+echo "$(stamp) client1: pushed frontend.lb.demo:5000/fib:e86f884dd774a423 ($(docker image inspect --format '{{.Size}}' frontend.lb.demo:5000/fib:e86f884dd774a423) bytes)"
