@@ -121,9 +121,9 @@ def parser() -> argparse.ArgumentParser:
 
     d = verbs.add_parser("down", help="destroy a machine (fine if it does not exist)")
     d.add_argument("name")
-    d.add_argument("--timeout", type=float, default=machines.STOP_TIMEOUT,
-                   help="seconds to wait for a clean power-off before SIGKILL "
-                   "(default: %(default)s)")
+    d.add_argument("--timeout", type=float, default=machines.DOWN_TIMEOUT,
+                   help="seconds to wait for a clean power-off before SIGKILL (default: "
+                   "%(default)s: the machine and its disk go, nothing in it needs to shut down)")
 
     st = verbs.add_parser("stop", help="power a machine off, keeping its disk (`up` boots it again)")
     st.add_argument("name")

@@ -82,6 +82,9 @@ REBOOT_REQUIRED = Path("run/reboot-required")
 RECORD = "machine.json"
 PERSONALIZED = "personalized"
 STOP_TIMEOUT = 30.0
+# `down` deletes the machine with its disk: what runs in it is killed, not shut down (a client
+# that a change takes away left the cluster in its steps' removals before its machine goes).
+DOWN_TIMEOUT = 0.0
 
 
 @dataclass
@@ -537,8 +540,9 @@ def teardown(paths: Paths, name: str, timeout: float) -> None:
         shutil.rmtree(d.dir)
 
 
-def down(paths: Paths, name: str, timeout: float = STOP_TIMEOUT) -> None:
-    """Destroy the machine; succeed if it does not exist."""
+def down(paths: Paths, name: str, timeout: float = DOWN_TIMEOUT) -> None:
+    """Destroy the machine (after TIMEOUT seconds of clean power-off, killed); succeed if it
+    does not exist."""
     deps.require_root()
     check_name(name)
     with machine_lock(paths, name):
