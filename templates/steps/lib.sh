@@ -48,7 +48,7 @@ machine back as it was (`give_back`). Each of these works for the product named 
   json_field FIELD     print the field FIELD of the JSON object on stdin: a string as it is,
                        anything else as JSON (true, 3); an empty line when it has none. Print
                        nothing and return 1 when stdin is not JSON.
-  json_count LIST [FIELD=VALUE | FIELD!=VALUE | FIELD^=PREFIX]...
+  json_count LIST [FIELD=VALUE | FIELD!=VALUE | FIELD^=PREFIX | FIELD!^=PREFIX]...
                        print how many items of the list at LIST (a dotted path into the JSON on
                        stdin; `.` for the document; a JSON object's items are its values) match
                        every condition; FIELD is a dotted path into the item, VALUE compared as
@@ -210,9 +210,10 @@ def at(value, path):
 def text(value):
     return value if isinstance(value, str) else json.dumps(value)
 def matches(item, condition):
-    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=)(.*)", condition).groups()
+    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=|!\^=)(.*)", condition).groups()
     got = text(at(item, field))
-    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected)}[op]
+    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected),
+            "!^=": not got.startswith(expected)}[op]
 try:
     items = at(json.load(sys.stdin), sys.argv[1])
 except ValueError:

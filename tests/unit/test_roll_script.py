@@ -33,7 +33,11 @@ NOMAD_ONE_DOWN = ('{"FailureTolerance":0,"Healthy":false,"Servers":['
                   '{"Name":"root.global","SerfStatus":"alive","Healthy":true},'
                   '{"Name":"server2.global","SerfStatus":"failed","Healthy":false},'
                   '{"Name":"server3.global","SerfStatus":"alive","Healthy":true}]}')
-CHECK = '"{id}":{{"Node":"client1","CheckID":"_nomad-check-{id}","Status":"{status}","ServiceName":"fib"}}'
+CHECK = ('"{id}":{{"Node":"client1","CheckID":"_nomad-check-{id}","Status":"{status}","ServiceName":"fib",'
+         '"ServiceID":"_nomad-task-{id}-group-fib-fib-http"}}')
+# The Nomad agent's own check (registered anew, critical, at every start of Nomad).
+AGENT_CHECK = ('"agent":{{"Node":"client1","CheckID":"_nomad-check-agent","Status":"{status}",'
+               '"ServiceName":"nomad-client","ServiceID":"_nomad-client-x2puck"}}')
 
 
 def checks(*statuses: str) -> str:
@@ -179,6 +183,11 @@ def test_servers_healthy_is_false_without_an_answer(machine: Path) -> None:
     (checks("passing", "passing"), checks("warning", "passing"), False),
     (checks("passing", "passing"), checks("passing"), False),  # a check is not back yet
     ("{}", "{}", True),  # the load balancer: no checks at all
+    # The Nomad agent's own check: not waited for, and not counted as an instance's.
+    (checks("passing")[:-1] + "," + AGENT_CHECK.format(status="passing") + "}",
+     checks("passing")[:-1] + "," + AGENT_CHECK.format(status="critical") + "}", True),
+    (checks("passing")[:-1] + "," + AGENT_CHECK.format(status="passing") + "}",
+     "{" + AGENT_CHECK.format(status="passing") + "}", False),
     # A check of the machine's own (not Nomad's) that the change removes: not waited for.
     ("{" + CHECK.format(id="c0", status="passing")
      + ',"own":{"CheckID":"backend-health","Status":"passing"}}', checks("passing"), True),

@@ -63,6 +63,8 @@ def test_json_count_reads_a_nested_list_and_an_objects_values() -> None:
               "serfHealth": {"CheckID": "serfHealth", "Status": "critical"}}
     assert out("json_count . CheckID^=_nomad-check-", checks) == "1"
     assert out("json_count . Status!=passing", checks) == "1"
+    assert out("json_count . CheckID!^=_nomad-check-", checks) == "1"
+    assert out("json_count . CheckID!^=_nomad-check- Status=passing", checks) == "0"
     assert out("json_count Missing", health) == "0"
 
 

@@ -1,6 +1,7 @@
 # client1 after its turn in the rolling restart. If that turn rebooted it (drained first,
 # marked in /var/lib/hashicluster/drained-for-reboot): waits until it works again (Nomad's node ready with its drivers
-# healthy, every Consul check of the machine passing), then ends the drain, which makes the
+# healthy, every Consul check of the machine passing but the Nomad agent's own, which Nomad
+# runs every 10 s and the node's state covers), then ends the drain, which makes the
 # node eligible for allocations again, and clears what was marked for restarts (the reboot
 # restarted everything). Not rebooted: nothing to do.
 # Reads: /var/lib/hashicluster/drained-for-reboot; /var/lib/hashicluster/restart/.
@@ -152,9 +153,10 @@ def at(value, path):
 def text(value):
     return value if isinstance(value, str) else json.dumps(value)
 def matches(item, condition):
-    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=)(.*)", condition).groups()
+    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=|!\^=)(.*)", condition).groups()
     got = text(at(item, field))
-    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected)}[op]
+    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected),
+            "!^=": not got.startswith(expected)}[op]
 try:
     items = at(json.load(sys.stdin), sys.argv[1])
 except ValueError:
@@ -195,7 +197,8 @@ drivers_healthy() {  # every driver Nomad detected is healthy, and there are som
 checks_state() { api "$CONSUL_HTTP_ADDR/v1/agent/checks"; }
 checks_passing() {
   local failing
-  failing=$(api "$CONSUL_HTTP_ADDR/v1/agent/checks" 2>/dev/null | json_count . Status!=passing) && [ "$failing" = 0 ]
+  failing=$(api "$CONSUL_HTTP_ADDR/v1/agent/checks" 2>/dev/null |
+    json_count . Status!=passing ServiceID!^=_nomad-client-) && [ "$failing" = 0 ]
 }
 echo "$(stamp) client1: back from its reboot; waiting until it works"
 wait_for "nomad on client1 after its reboot" 180 node_state nomad_node_ready "$NOMAD_SCHEME://10.210.1.31:4646"

@@ -154,9 +154,10 @@ def at(value, path):
 def text(value):
     return value if isinstance(value, str) else json.dumps(value)
 def matches(item, condition):
-    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=)(.*)", condition).groups()
+    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=|!\^=)(.*)", condition).groups()
     got = text(at(item, field))
-    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected)}[op]
+    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected),
+            "!^=": not got.startswith(expected)}[op]
 try:
     items = at(json.load(sys.stdin), sys.argv[1])
 except ValueError:

@@ -152,9 +152,10 @@ def at(value, path):
 def text(value):
     return value if isinstance(value, str) else json.dumps(value)
 def matches(item, condition):
-    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=)(.*)", condition).groups()
+    field, op, expected = re.match(r"([^=!^]+)(=|!=|\^=|!\^=)(.*)", condition).groups()
     got = text(at(item, field))
-    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected)}[op]
+    return {"=": got == expected, "!=": got != expected, "^=": got.startswith(expected),
+            "!^=": not got.startswith(expected)}[op]
 try:
     items = at(json.load(sys.stdin), sys.argv[1])
 except ValueError:
@@ -187,15 +188,19 @@ servers_healthy() {  # URL COUNT: autopilot reports COUNT alive servers and none
   alive=$(printf %s "$r" | json_count Servers SerfStatus=alive Healthy=true) && [ "$alive" -ge "$2" ]
 }
 local_checks() { api "$CONSUL_HTTP_ADDR/v1/agent/checks"; }
-nomad_checks() { json_count . CheckID^=_nomad-check-; }  # of the checks on stdin, Nomad's
-checks_passing() {  # COUNT: all local checks pass, and COUNT or more of them are Nomad's
+nomad_checks() { json_count . ServiceID^=_nomad-task-; }  # of the checks on stdin, the instances'
+checks_passing() {  # COUNT: the local checks pass (but the Nomad agent's own), COUNT or more are the instances'
   local r failing nomad
   r=$(local_checks) || return 1
-  failing=$(printf %s "$r" | json_count . Status!=passing) && [ "$failing" = 0 ] || return 1
+  failing=$(printf %s "$r" | json_count . Status!=passing ServiceID!^=_nomad-client- ServiceID!^=_nomad-server-) &&
+    [ "$failing" = 0 ] || return 1
   nomad=$(printf %s "$r" | nomad_checks) && [ "$nomad" -ge "$1" ]
 }
-# The instances' checks (Nomad registers them) must all come back; the machine's own (a
-# backend balancer's) may come or go with the change being rolled.
+# The instances' checks (Nomad registers them with the jobs' services) must all come back; the
+# machine's own (a backend balancer's) may come or go with the change being rolled. The Nomad
+# agent's own check is not waited for: Nomad registers it anew, critical, at every start and
+# runs it every 10 s (fixed in Nomad), while the turn knows that Nomad works from its servers
+# (the node is ready).
 checks=$(local_checks 2>/dev/null | nomad_checks) || checks=0
 consul_healthy() { has_leader "$CONSUL_HTTP_ADDR" && checks_passing "$checks"; }
 consul_state() { consul members; local_checks; journalctl -u consul -n 20 --no-pager; }
