@@ -10,7 +10,11 @@ Consul and Nomad on a running cluster are rolled: the install step stages a chan
 chain of roll steps restarts the agents one machine at a time, each waiting until healthy:
 the servers (a first pass skips the machine that leads, a second pass restarts it: the
 leader last), then the load balancer and the clients. Removing a machine takes it out of
-the cluster first: its Nomad node is drained and purged, its Consul agent leaves.
+the cluster first: its Nomad node is drained and purged, its Consul agent leaves (unless the
+whole stack is destroyed with the machine: Machine.deleted_with).
+
+The jobs' images are built on the first client as soon as its Docker and the registry are
+installed (cluster/services/images.py); that client's roll turn waits for the builds.
 """
 
 from __future__ import annotations
