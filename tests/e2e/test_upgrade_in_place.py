@@ -55,8 +55,10 @@ def allowed(name: str) -> set[str]:
     """The inputs this upgrade may change on resource NAME besides its scripts."""
     return NEW_INPUTS.get(name, set()) | (UPLOAD_INPUTS if name.endswith("-upload") else set())
 
-# The steps this upgrade adds: none (the clients' Nomad steps change: raw_exec off).
-NEW_STEPS: set[str] = set()
+# What this upgrade adds (the clients' Nomad steps change too: raw_exec off): the stack's
+# Teardown (named after the stack; the steps on the lab machines are deleted with it) and
+# the check after client1's roll turn that fib's image is in the registry.
+NEW_STEPS = {STACK, "fib-image-pushed"}
 
 
 @pytest.fixture(scope="module")
